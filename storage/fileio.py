@@ -1,0 +1,47 @@
+"""The file operations storage performs, as one replaceable object.
+
+Every write-side system call of the log goes through a `FileIO`, so tests
+(and the server's fault hooks) can fail the k-th call with ENOSPC or EIO,
+return short writes, record what was synced, or stop the process at a
+named crash point. The default implementation calls `os` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+
+class FileIO:
+    """Direct system calls. Subclass and override to inject faults."""
+
+    def open(self, path: str, flags: int) -> int:
+        return os.open(path, flags | os.O_CLOEXEC, 0o644)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def writev(self, fd: int, parts: Sequence[bytes | memoryview]) -> int:
+        return os.writev(fd, parts)
+
+    def pread(self, fd: int, size: int, position: int) -> bytes:
+        return os.pread(fd, size, position)
+
+    def fdatasync(self, fd: int) -> None:
+        os.fdatasync(fd)
+
+    def ftruncate(self, fd: int, size: int) -> None:
+        os.ftruncate(fd, size)
+
+    def fsync_dir(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def unlink(self, path: str) -> None:
+        os.unlink(path)
+
+    def crash_point(self, name: str) -> None:
+        """Called at each named point where a crash is worth testing."""

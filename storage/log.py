@@ -1,0 +1,426 @@
+"""A partition's log: its segments, appends with group commit, reads, roll
+and retention. Synchronous and thread-safe; callers pick the threads.
+
+Appends and syncs
+-----------------
+`write` encodes a batch as one frame and writes it to the active segment
+under the log's lock. `sync` makes written frames durable with one
+`fdatasync` per group: the first waiter that finds no sync running becomes
+the leader, releases the lock and syncs everything written so far, while
+later writers keep appending and wait for the next round. So N concurrent
+appenders share far fewer than N fsyncs and are acknowledged together.
+
+Readers only see acknowledged records: under `always` the durable end,
+under `interval` and `never` the written end.
+
+Failures
+--------
+A failed write is cut back to the frame boundary before it and raised;
+earlier frames are unaffected. A failed fdatasync is never retried and
+trusted: under `always`, everything after the last durable point is cut
+off the active segment, every waiting append fails, and the log continues
+from the durable end (nothing past it was acknowledged). Under `interval`
+and `never`, records past that point were already acknowledged, so the log
+is marked failed instead and refuses writes until reopened. If a cut
+itself fails, the log is failed too. Reads keep working in every case.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+from .errors import LogClosedError, LogFailedError, OffsetOutOfRangeError, WriteFailedError, write_failed
+from .fileio import FileIO
+from .index import ENTRY
+from .loader import RecoverMode, RecoveryReport, SegmentSettings, load_segments
+from .record import Record
+from .segment import Segment
+
+Durability = Literal["always", "interval", "never"]
+DURABILITIES: tuple[Durability, ...] = ("always", "interval", "never")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Limits and policies of one partition log."""
+
+    segment_bytes_max: int = 128 * 1024 * 1024
+    segment_age_ms_max: int = 7 * 24 * 3600 * 1000
+    index_interval_bytes: int = 4096
+    index_bytes_max: int = 512 * 1024
+    frame_bytes_max: int = 64 * 1024 * 1024
+    durability: Durability = "always"
+    sync_interval_ms: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.durability not in DURABILITIES:
+            raise ValueError(f"durability must be one of {', '.join(DURABILITIES)}, not {self.durability!r}")
+        if not 0 < self.segment_bytes_max <= 2**31:
+            raise ValueError("segment_bytes_max must be in (0, 2 GiB]")
+        if not 0 < self.frame_bytes_max <= self.segment_bytes_max:
+            raise ValueError("frame_bytes_max must be in (0, segment_bytes_max]")
+        if self.index_bytes_max < ENTRY.size:
+            raise ValueError(f"index_bytes_max must be at least {ENTRY.size}")
+        for name in ("segment_age_ms_max", "index_interval_bytes", "sync_interval_ms"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+
+class Appended(NamedTuple):
+    """Offsets [first_offset, end_offset) written by one append."""
+
+    first_offset: int
+    end_offset: int
+    received_ms: int
+    epoch: int
+
+
+@dataclass(frozen=True)
+class LogStatistics:
+    start_offset: int
+    end_offset: int
+    written_end_offset: int
+    durable_end_offset: int
+    segment_count: int
+    size_bytes: int
+    syncs: int
+    failed: bool
+
+
+class PartitionLog:
+    """The segments of one partition directory. Use `PartitionLog.open`."""
+
+    def __init__(self, directory: str, config: LogConfig, segments: list[Segment], report: RecoveryReport,
+                 *, io: FileIO, clock: Callable[[], int]) -> None:
+        self.directory = directory
+        self.config = config
+        self.recovery = report
+        self._io = io
+        self._clock = clock
+        self._settings = SegmentSettings(io, config.frame_bytes_max, config.index_interval_bytes,
+                                         config.index_bytes_max // ENTRY.size)
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        active = segments[-1]
+        self._durable = (active.end_offset, active.size, active.first_ms, active.last_ms)
+        self._visible_end, self._visible_position = active.end_offset, active.size
+        self._last_ms = max((s.last_ms for s in segments if s.last_ms is not None), default=0)
+        self._syncing = False
+        self._syncs = 0
+        self._last_sync_ms = clock()
+        self._epoch = 0
+        self._rolled_back_to: dict[int, int] = {}
+        self._failed: LogFailedError | None = None
+        self._closed = False
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike[str], config: LogConfig | None = None, *, io: FileIO | None = None,
+             clock: Callable[[], int] = wall_clock_ms, recover: RecoverMode = "refuse") -> PartitionLog:
+        """Open (creating if needed) the log in `directory`, running recovery.
+
+        Raises `CorruptLogError` for damage that is not a torn tail, unless
+        `recover="truncate"`. What recovery did is in `log.recovery`.
+        """
+        directory = os.fspath(directory)
+        config = config or LogConfig()
+        io = io or FileIO()
+        if not os.path.isdir(directory):
+            os.makedirs(directory)
+            io.fsync_dir(os.path.dirname(os.path.abspath(directory)))
+        settings = SegmentSettings(io, config.frame_bytes_max, config.index_interval_bytes,
+                                   config.index_bytes_max // ENTRY.size)
+        segments, report = load_segments(directory, settings, recover)
+        if not report.segments_scanned:
+            io.fsync_dir(directory)
+        return cls(directory, config, segments, report, io=io, clock=clock)
+
+    # -- offsets ---------------------------------------------------------
+
+    @property
+    def start_offset(self) -> int:
+        """The oldest offset still retained."""
+        return self._segments[0].base_offset
+
+    @property
+    def end_offset(self) -> int:
+        """The offset the next acknowledged record will get; readers see below it."""
+        return self._visible_end
+
+    def statistics(self) -> LogStatistics:
+        with self._lock:
+            return LogStatistics(
+                start_offset=self._segments[0].base_offset, end_offset=self._visible_end,
+                written_end_offset=self._segments[-1].end_offset, durable_end_offset=self._durable[0],
+                segment_count=len(self._segments), size_bytes=sum(s.size for s in self._segments),
+                syncs=self._syncs, failed=self._failed is not None)
+
+    # -- appending -------------------------------------------------------
+
+    def append(self, payloads: Sequence[bytes], received_ms: int | None = None) -> Appended:
+        """Write a batch and return once the durability policy acknowledges it."""
+        appended = self.write(payloads, received_ms)
+        policy = self.config.durability
+        if policy == "always" or (policy == "interval" and self._clock() - self._last_sync_ms >= self.config.sync_interval_ms):
+            self.sync(appended)
+        return appended
+
+    def write(self, payloads: Sequence[bytes], received_ms: int | None = None) -> Appended:
+        """Write a batch as one frame, without waiting for fsync.
+
+        Under `always` the records are not visible to readers and not
+        acknowledged until a `sync` covering them returns.
+        """
+        if not payloads:
+            raise ValueError("an append needs at least one record")
+        with self._lock:
+            self._check_writable()
+            now = self._clock()
+            self._maybe_roll(now, sum(len(p) for p in payloads))
+            active = self._segments[-1]
+            first = active.end_offset
+            received = max(now if received_ms is None else received_ms, self._last_ms)
+            try:
+                active.write(received, payloads)
+            except OSError as e:
+                self._fail("cutting back a failed append failed", e)
+            self._last_ms = received
+            self._io.crash_point("log.written")
+            if self.config.durability != "always":
+                self._visible_end, self._visible_position = active.end_offset, active.size
+            return Appended(first, active.end_offset, received, self._epoch)
+
+    def sync(self, appended: Appended | None = None) -> None:
+        """Block until `appended` (default: everything written) is durable.
+
+        Group commit: one fdatasync covers every write made before it began.
+        """
+        with self._lock:
+            if appended is None:
+                appended = Appended(self._segments[-1].base_offset, self._segments[-1].end_offset, 0, self._epoch)
+            while True:
+                if appended.epoch != self._epoch:
+                    if appended.end_offset <= self._rolled_back_to[appended.epoch]:
+                        return
+                    raise WriteFailedError("the append was cut back after a failed fdatasync", None)
+                if self._durable[0] >= appended.end_offset:
+                    return
+                self._check_writable()
+                if self._syncing:
+                    self._changed.wait()
+                else:
+                    self._lead_sync()
+
+    def _lead_sync(self) -> None:
+        """Sync the active segment up to its written end. Lock held on entry and exit."""
+        active = self._segments[-1]
+        target = (active.end_offset, active.size, active.first_ms, active.last_ms)
+        self._syncing = True
+        self._lock.release()
+        try:
+            self._io.fdatasync(active.fd)
+            error = None
+        except OSError as e:
+            error = e
+        finally:
+            self._lock.acquire()
+            self._syncing = False
+            self._changed.notify_all()
+        self._syncs += 1
+        self._last_sync_ms = self._clock()
+        if error is None:
+            self._io.crash_point("log.synced")
+            self._durable = target
+            if self.config.durability == "always":
+                self._visible_end, self._visible_position = target[0], target[1]
+            return
+        self._sync_failed(active, error)
+
+    def _sync_failed(self, active: Segment, error: OSError) -> None:
+        if self.config.durability != "always":
+            self._fail("fdatasync failed after records were acknowledged", error)
+        try:
+            active.cut_back(*self._durable)
+        except OSError as e:
+            self._fail("cutting back after a failed fdatasync failed", e)
+        self._rolled_back_to[self._epoch] = self._durable[0]
+        self._epoch += 1
+        raise write_failed(f"fdatasync of {active.log_path} failed", error) from error
+
+    def _fail(self, message: str, error: OSError) -> None:
+        self._failed = LogFailedError(f"{self.directory}: {message}: {error}; reopen the log to recover")
+        self._changed.notify_all()
+        raise self._failed from error
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"{self.directory} is closed")
+        if self._failed is not None:
+            raise self._failed
+
+    # -- rolling ---------------------------------------------------------
+
+    def roll(self) -> None:
+        """Seal the active segment (if it holds records) and start a new one."""
+        with self._lock:
+            self._check_writable()
+            if not self._segments[-1].empty:
+                self._roll()
+
+    def _maybe_roll(self, now: int, batch_bytes: int) -> None:
+        active = self._segments[-1]
+        if active.empty:
+            return
+        if (active.size + batch_bytes > self.config.segment_bytes_max or active.index_full()
+                or now - (active.first_ms or now) >= self.config.segment_age_ms_max):
+            self._roll()
+
+    def _roll(self) -> None:
+        while self._syncing:
+            self._changed.wait()
+        active = self._segments[-1]
+        if self._durable[0] < active.end_offset:
+            try:
+                self._io.fdatasync(active.fd)
+            except OSError as e:
+                self._syncs += 1
+                self._sync_failed(active, e)
+            self._syncs += 1
+        self._io.crash_point("log.roll.synced")
+        active.seal()
+        segment = Segment.create(self.directory, active.end_offset, io=self._io,
+                                 frame_bytes_max=self.config.frame_bytes_max,
+                                 index_interval_bytes=self.config.index_interval_bytes,
+                                 index_capacity=self._settings.index_capacity)
+        self._io.crash_point("log.roll.created")
+        self._io.fsync_dir(self.directory)
+        self._segments.append(segment)
+        self._bases.append(segment.base_offset)
+        self._durable = (segment.end_offset, segment.size, None, None)
+        self._visible_end, self._visible_position = segment.end_offset, segment.size
+        self._changed.notify_all()
+
+    # -- reading ---------------------------------------------------------
+
+    def read(self, offset: int, max_records: int = 1000, max_bytes: int = 1024 * 1024) -> list[Record]:
+        """Acknowledged records from `offset` on, at most `max_records`, and
+        stopping before `max_bytes` of payload unless that leaves none."""
+        if max_records < 1 or max_bytes < 1:
+            raise ValueError("max_records and max_bytes must be positive")
+        records: list[Record] = []
+        total = 0
+        while len(records) < max_records and total < max_bytes:
+            with self._lock:
+                if self._closed:
+                    raise LogClosedError(f"{self.directory} is closed")
+                start, end = self._segments[0].base_offset, self._visible_end
+                if not start <= offset <= end:
+                    if records:
+                        break
+                    raise OffsetOutOfRangeError(offset, start, end)
+                if offset == end:
+                    break
+                segment = self._segments[bisect.bisect_right(self._bases, offset) - 1]
+                end_position = self._visible_position if segment is self._segments[-1] else segment.size
+                segment.pin()
+            try:
+                chunk = segment.read(offset, max_records - len(records), max(max_bytes - total, 1), end_position)
+            finally:
+                with self._lock:
+                    segment.unpin()
+            if not chunk or (records and total + len(chunk[0].payload) > max_bytes):
+                break
+            records.extend(chunk)
+            total += sum(len(r.payload) for r in chunk)
+            offset = records[-1].offset + 1
+        return records
+
+    def offset_at_or_after(self, ms: int) -> int:
+        """The first retained offset received at or after `ms` (the end offset if none)."""
+        with self._lock:
+            candidates = [s for s in self._segments if s.last_ms is not None and s.last_ms >= ms]
+            end = self._visible_end
+            for segment in candidates:
+                segment.pin()
+            active = self._segments[-1]
+            bounds = {id(s): self._visible_position if s is active else s.size for s in candidates}
+        try:
+            for segment in candidates:
+                found = segment.offset_at_or_after(ms, bounds[id(segment)])
+                if found is not None:
+                    return min(max(found, self.start_offset), end)
+            return end
+        finally:
+            with self._lock:
+                for segment in candidates:
+                    segment.unpin()
+
+    # -- retention -------------------------------------------------------
+
+    def enforce_retention(self, retention_ms: int | None = None, retention_bytes: int | None = None) -> int:
+        """Delete whole oldest segments older than `retention_ms` (by their
+        newest record) or beyond `retention_bytes` in total. The active
+        segment is rolled first when all of it has expired. Returns the
+        number of segments deleted; the start offset moves past them."""
+        with self._lock:
+            self._check_writable()
+            now = self._clock()
+            active = self._segments[-1]
+            if retention_ms is not None and not active.empty and active.last_ms is not None and active.last_ms < now - retention_ms:
+                self._roll()
+            total = sum(s.size for s in self._segments)
+            doomed: list[Segment] = []
+            for segment in self._segments[:-1]:
+                expired = retention_ms is not None and segment.last_ms is not None and segment.last_ms < now - retention_ms
+                too_big = retention_bytes is not None and total > retention_bytes
+                if not (expired or too_big or segment.empty):
+                    break
+                doomed.append(segment)
+                total -= segment.size
+            if not doomed:
+                return 0
+            del self._segments[: len(doomed)]
+            del self._bases[: len(doomed)]
+            for segment in doomed:
+                segment.retire(delete=True)
+            self._io.fsync_dir(self.directory)
+            return len(doomed)
+
+    # -- closing ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Sync what was written and release every file. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            while self._syncing:
+                self._changed.wait()
+            active = self._segments[-1]
+            try:
+                if self._failed is None and self._durable[0] < active.end_offset:
+                    self._io.fdatasync(active.fd)
+            except OSError as e:
+                raise write_failed(f"fdatasync of {active.log_path} at close failed", e) from e
+            finally:
+                self._closed = True
+                for segment in self._segments:
+                    segment.retire(delete=False)
+                self._changed.notify_all()
+
+    def delete(self) -> None:
+        """Close the log and remove its directory whole."""
+        self.close()
+        shutil.rmtree(self.directory)
+        self._io.fsync_dir(os.path.dirname(os.path.abspath(self.directory)))
