@@ -103,7 +103,7 @@ def load_segments(directory: str, settings: SegmentSettings, recover: RecoverMod
     if not bases:
         return [Segment.create(directory, 0, **_kwargs(settings))], report
     states = _pass2_sealed(directory, bases, settings, recover, report)
-    if len(states) == len(bases) - 1:
+    if not report.actions("truncated_damage"):
         states.append(_pass3_active(directory, bases, states, settings, recover, report))
     segments = _pass4_indexes(directory, bases[: len(states)], states, settings, report)
     _pass5_sync(directory, settings.io, report)
@@ -208,8 +208,12 @@ def _refuse_or_cut(pass_number: int, directory: str, bases: list[int], i: int, s
     offset = states[i].end_offset
     if recover != "truncate":
         raise CorruptLogError(path, position, offset, reason + "; open with recover='truncate' to cut the log here")
-    lost_records = sum(f.count for f in _valid_frames_after(path, position, settings.frame_bytes_max))
+    following = _valid_frames_after(path, position, settings.frame_bytes_max)
+    lost_records = sum(f.count for f in following)
     lost_bytes = os.path.getsize(path) - position
+    if lost_bytes:
+        resume = following[0].first_offset if following else (bases[i + 1] if i + 1 < len(bases) else offset)
+        lost_records += resume - offset
     _cut(path, position, settings.io)
     for later in bases[i + 1:]:
         later_path = _log_path(directory, later)
