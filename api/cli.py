@@ -1,0 +1,166 @@
+"""The `nakadi` command line.
+
+`nakadi serve` loads the configuration, takes the data directory's lock and
+serves the API with Hypercorn's trio worker until SIGINT or SIGTERM. Once
+it accepts connections it prints its URL as one line on stdout and, when
+asked, writes it to a ready file, so tests and tools can find a server
+started on port 0.
+
+Exit status: 0 after a clean shutdown; 2 when the server cannot start (bad
+configuration, data directory in use, address unavailable), with one line
+on stderr saying why.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import click
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from .app import create_app
+from .config import Config, ConfigError, ServerConfig, default_config_file, load_config
+
+log = logging.getLogger(__name__)
+
+EXIT_CANNOT_START = 2
+LOCK_FILE = ".lock"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says why, in one line."""
+
+
+@click.group()
+def main() -> None:
+    """nakadi: an event bus serving the Nakadi REST API."""
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML configuration file  [default: ./nakadi.toml if present]")
+@click.option("--host", help="Address to listen on  [overrides server.host]")
+@click.option("--port", type=int, help="Port to listen on, 0 for any free one  [overrides server.port]")
+@click.option("--data-dir", help="Directory of the data, created if missing  [overrides server.data_dir]")
+@click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the bound URL to this file once the server accepts connections")
+def serve(config_file: Path | None, host: str | None, port: int | None, data_dir: str | None,
+          ready_file: Path | None) -> None:
+    """Serve the Nakadi API until SIGINT or SIGTERM."""
+    flags = {"host": host, "port": port, "data_dir": data_dir}
+    try:
+        config = load_config(config_file or default_config_file(Path.cwd()), os.environ,
+                             {"server": {key: value for key, value in flags.items() if value is not None}})
+        _configure_logging()
+        with _locked_data_dir(Path(config.server.data_dir)):
+            _run(config, ready_file)
+    except (ConfigError, StartupError) as error:
+        click.echo(f"nakadi: {error}", err=True)
+        sys.exit(EXIT_CANNOT_START)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Hypercorn announces its address at INFO; our start line says it once.
+    logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
+
+
+@contextmanager
+def _locked_data_dir(data_dir: Path) -> Iterator[None]:
+    """Create `data_dir` if missing and hold an exclusive lock on it, so no
+    second server can share it. The lock file names its holder's pid."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise StartupError(f"cannot use data directory {data_dir}: {error.strerror}") from error
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise StartupError(f"data directory {data_dir} is in use by another nakadi (pid {holder})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _run(config: Config, ready_file: Path | None) -> None:
+    """Serve until a stop signal; a start-up failure inside trio comes out as the one `StartupError`."""
+    try:
+        trio.run(_serve, config, ready_file)
+    except BaseExceptionGroup as group:
+        failure = _sole_exception(group)
+        if isinstance(failure, StartupError):
+            raise failure from None
+        raise
+
+
+async def _serve(config: Config, ready_file: Path | None) -> None:
+    hypercorn_config = _hypercorn_config(config.server)
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async with trio.open_nursery() as nursery:
+            server = partial(hypercorn_serve, create_app(), hypercorn_config,
+                             shutdown_trigger=partial(_wait_for_stop, signals))
+            try:
+                urls = await nursery.start(server)
+            except BaseExceptionGroup as group:
+                raise StartupError(f"cannot listen on {hypercorn_config.bind[0]}: "
+                                   f"{_sole_exception(group)}") from group
+            _announce(urls[0], config, ready_file)
+    log.info("stopped")
+
+
+def _hypercorn_config(server: ServerConfig) -> HypercornConfig:
+    hypercorn_config = HypercornConfig()
+    host = f"[{server.host}]" if ":" in server.host else server.host
+    hypercorn_config.bind = [f"{host}:{server.port}"]
+    hypercorn_config.errorlog = logging.getLogger("hypercorn.error")
+    return hypercorn_config
+
+
+async def _wait_for_stop(signals: trio.abc.ReceiveChannel[int]) -> None:
+    """Return at the first stop signal, which starts Hypercorn's graceful shutdown."""
+    async for signum in signals:
+        log.info("%s received, shutting down", signal.Signals(signum).name)
+        return
+
+
+def _announce(url: str, config: Config, ready_file: Path | None) -> None:
+    log.info("serving %s (data directory %s)", url, Path(config.server.data_dir).resolve())
+    durability = config.storage.log.durability
+    if durability != "always":
+        log.warning("storage durability is %r: acknowledged events can be lost in a crash", durability)
+    click.echo(url)
+    if ready_file is not None:
+        _write_atomically(ready_file, url + "\n")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` so readers see the whole of it or nothing."""
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        temporary.write_text(text)
+        temporary.replace(path)
+    except OSError as error:
+        raise StartupError(f"cannot write ready file {path}: {error.strerror}") from error
+
+
+def _sole_exception(error: BaseException) -> BaseException:
+    """The exception inside nested single-member groups, as trio's nurseries wrap it."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error

@@ -1,0 +1,148 @@
+"""The server's configuration: a TOML file, then `NAKADI_<SECTION>_<KEY>`
+environment variables, then command-line flags, each overriding the one
+before, all checked before anything starts.
+
+This module owns the layering, the sections and keys that exist, the type
+of each value (its default's) and the [server] section. What [storage]
+values mean belongs to `broker.config`. Every problem is a `ConfigError`
+whose one-line message names the key and where its value came from.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+
+from broker.config import STORAGE_DEFAULTS, StorageConfig, storage_config
+
+DEFAULT_FILE = Path("nakadi.toml")
+ENV_PREFIX = "NAKADI_"
+
+Sections = Mapping[str, Mapping[str, object]]
+
+
+class ConfigError(Exception):
+    """A configuration the server will not start with."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the server listens and keeps its data (relative to the working directory)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "data"
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise ValueError("host must not be empty")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in [0, 65535], not {self.port}")
+        if not self.data_dir:
+            raise ValueError("data_dir must not be empty")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, checked."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+
+
+SECTIONS: Sections = MappingProxyType({
+    "server": MappingProxyType({f.name: f.default for f in fields(ServerConfig)}),
+    "storage": STORAGE_DEFAULTS,
+})
+"""Every section, with every key's default; a value must have its default's type."""
+
+_TYPE_NAMES = {int: "an integer", str: "a string"}
+
+
+def load_config(path: Path | None, environ: Mapping[str, str], flags: Sections) -> Config:
+    """The configuration from the file at `path` (none: defaults only), then
+    `environ`, then `flags` (shaped like the file, e.g. {"server": {"port": 0}})."""
+    merged: dict[str, dict[str, object]] = {name: {} for name in SECTIONS}
+    layers = [(_read_file(path), str(path))] if path is not None else []
+    layers += [*_environment_layers(environ), (flags, "command line")]
+    for sections, source in layers:
+        _check(sections, source)
+        for name, values in sections.items():
+            merged[name].update(values)
+    return _build(merged)
+
+
+def default_config_file(cwd: Path) -> Path | None:
+    """`nakadi.toml` in `cwd` if there is one."""
+    path = cwd / DEFAULT_FILE
+    return path if path.is_file() else None
+
+
+def _read_file(path: Path) -> Sections:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from error
+
+
+def _environment_layers(environ: Mapping[str, str]) -> list[tuple[Sections, str]]:
+    """One layer per NAKADI_<SECTION>_<KEY> variable of a known section,
+    its string converted to the key's type; other NAKADI_ variables (a
+    client's NAKADI_URL, say) are not ours and are left alone."""
+    layers = []
+    for variable, text in sorted(environ.items()):
+        for section in SECTIONS:
+            prefix = f"{ENV_PREFIX}{section.upper()}_"
+            if variable.startswith(prefix):
+                key = variable[len(prefix):].lower()
+                source = f"environment variable {variable}"
+                layers.append(({section: {key: _from_text(section, key, text, source)}}, source))
+    return layers
+
+
+def _from_text(section: str, key: str, text: str, source: str) -> object:
+    default = SECTIONS[section].get(key)
+    if not isinstance(default, int):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"[{section}] {key} must be an integer, not {text!r} ({source})") from None
+
+
+def _check(sections: Sections, source: str) -> None:
+    """Check each section and key exists and each value has its default's type."""
+    for section, values in sections.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown section [{section}] ({source})")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{section} must be a [{section}] table, not {values!r} ({source})")
+        for key, value in values.items():
+            _check_value(section, key, value, source)
+
+
+def _check_value(section: str, key: str, value: object, source: str) -> None:
+    defaults = SECTIONS[section]
+    if key not in defaults:
+        raise ConfigError(f"unknown key {key!r} in [{section}] ({source})")
+    expected = type(defaults[key])
+    if type(value) is not expected:
+        raise ConfigError(f"[{section}] {key} must be {_TYPE_NAMES[expected]}, not {value!r} ({source})")
+
+
+def _build(merged: Mapping[str, Mapping[str, object]]) -> Config:
+    try:
+        server = ServerConfig(**merged["server"])
+    except ValueError as error:
+        raise ConfigError(f"[server] {error}") from error
+    try:
+        storage = storage_config(merged["storage"])
+    except ValueError as error:
+        raise ConfigError(f"[storage] {error}") from error
+    return Config(server, storage)

@@ -1,0 +1,117 @@
+"""`nakadi serve` end to end: a real process on a free port of 127.0.0.1,
+found through its ready file, spoken to over real HTTP, stopped by signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+NAKADI = Path(sys.executable).with_name("nakadi")
+START_SECONDS = 15
+STOP_SECONDS = 10
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    url: str
+    data_dir: Path
+
+    def stop(self, signum: int) -> tuple[int, str, str]:
+        self.process.send_signal(signum)
+        stdout, stderr = self.process.communicate(timeout=STOP_SECONDS)
+        return self.process.returncode, stdout, stderr
+
+
+def own_environment() -> dict[str, str]:
+    """This environment without NAKADI_ variables, which would configure the server under test."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("NAKADI_")}
+
+
+def start(cwd: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([str(NAKADI), "serve", *args], cwd=cwd, env=own_environment(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for_ready_file(process: subprocess.Popen[str], path: Path) -> str:
+    deadline = time.monotonic() + START_SECONDS
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"no {path} after {START_SECONDS} s"
+        time.sleep(0.02)
+    return path.read_text().strip()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    data_dir, ready = tmp_path / "data", tmp_path / "ready"
+    process = start(tmp_path, "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir),
+                    "--ready-file", str(ready))
+    try:
+        yield Server(process, wait_for_ready_file(process, ready), data_dir)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=STOP_SECONDS)
+
+
+def run_to_exit(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(NAKADI), "serve", *args], cwd=cwd, env=own_environment(), capture_output=True,
+                          text=True, timeout=START_SECONDS)
+
+
+def test_cli_serve_answers_over_http_and_stops_cleanly_on_sigterm(server, tmp_path):
+    assert server.url.startswith("http://127.0.0.1:")
+    assert not (tmp_path / "ready.tmp").exists()
+    with httpx.Client(base_url=server.url, trust_env=False, timeout=5) as client:
+        health = client.get("/health", headers={"X-Flow-Id": "e2e-flow"})
+        missing = client.get("/no/such/route")
+    assert (health.status_code, health.text, health.headers["X-Flow-Id"]) == (200, "OK", "e2e-flow")
+    assert missing.status_code == 404
+    assert missing.headers["Content-Type"] == "application/problem+json"
+    assert missing.json()["status"] == 404
+    assert len(missing.headers["X-Flow-Id"]) == 24
+    assert (server.data_dir / ".lock").is_file()
+    returncode, stdout, stderr = server.stop(signal.SIGTERM)
+    assert returncode == 0, stderr
+    assert stdout == server.url + "\n"
+    assert f"serving {server.url}" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_cli_serve_stops_cleanly_on_sigint(server):
+    returncode, _, stderr = server.stop(signal.SIGINT)
+    assert returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def test_cli_serve_second_server_on_a_taken_data_dir_or_port_exits_2(server, tmp_path):
+    same_dir = run_to_exit(tmp_path, "--port", "0", "--data-dir", str(server.data_dir))
+    assert same_dir.returncode == 2
+    assert same_dir.stderr == (f"nakadi: data directory {server.data_dir} is in use by another nakadi "
+                               f"(pid {server.process.pid})\n")
+    port = server.url.rsplit(":", 1)[1]
+    same_port = run_to_exit(tmp_path, "--port", port, "--data-dir", str(tmp_path / "other"))
+    assert same_port.returncode == 2
+    assert same_port.stderr.startswith(f"nakadi: cannot listen on 127.0.0.1:{port}: ")
+    assert same_port.stderr.count("\n") == 1
+    assert server.process.poll() is None
+
+
+def test_cli_serve_unknown_key_exits_2_with_one_line(tmp_path):
+    (tmp_path / "nakadi.toml").write_text("[server]\nprot = 8080\n")
+    result = run_to_exit(tmp_path, "--port", "0", "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 2
+    assert result.stderr == f"nakadi: unknown key 'prot' in [server] ({tmp_path / 'nakadi.toml'})\n"
+    assert not (tmp_path / "data").exists()
