@@ -19,11 +19,14 @@ Pass 3, active segment: a crash may have left a torn tail, a prefix of a
   damage, not a torn write, and is treated as in pass 2. A header torn
   while the segment was being created (a prefix of the expected header,
   or nothing) is written anew.
-Pass 4, indexes: the scan knows where every index entry must be; each
+Pass 4, durability: what the scans accepted is about to be served, so
+  the active segment is fdatasynced (a crash can leave written but never
+  synced frames that look valid; serving them before they are durable
+  could hand their offsets to other records after a power loss), and the
+  directory is fsynced when a pass changed it.
+Pass 5, indexes: the scan knows where every index entry must be; each
   `.index` is compared with that and rewritten when it differs (missing,
   short, garbage, stale entries past a cut tail).
-Pass 5, durability: every file cut back above is fdatasynced and the
-  directory fsynced, so recovery itself survives a crash.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .errors import CorruptLogError
+from .errors import CorruptLogError, write_failed
 from .fileio import FileIO
 from .record import (
     FRAME_HEADER,
@@ -102,12 +105,14 @@ def load_segments(directory: str, settings: SegmentSettings, recover: RecoverMod
     bases = _pass1_inventory(directory, settings.io, report)
     if not bases:
         return [Segment.create(directory, 0, **_kwargs(settings))], report
-    states = _pass2_sealed(directory, bases, settings, recover, report)
-    if not report.actions("truncated_damage"):
-        states.append(_pass3_active(directory, bases, states, settings, recover, report))
-    segments = _pass4_indexes(directory, bases[: len(states)], states, settings, report)
-    _pass5_sync(directory, settings.io, report)
-    return segments, report
+    try:
+        states = _pass2_sealed(directory, bases, settings, recover, report)
+        if not report.actions("truncated_damage"):
+            states.append(_pass3_active(directory, bases, states, settings, recover, report))
+        _pass4_sync(directory, _log_path(directory, bases[len(states) - 1]), settings.io, report)
+    except OSError as e:
+        raise write_failed(f"recovery of {directory} failed", e) from e
+    return _pass5_indexes(directory, bases[: len(states)], states, settings, report), report
 
 
 def _kwargs(settings: SegmentSettings) -> dict:
@@ -299,7 +304,7 @@ def _cut(path: str, size: int, io: FileIO) -> None:
         io.close(fd)
 
 
-def _pass4_indexes(directory: str, bases: list[int], states: list[SegmentState], settings: SegmentSettings,
+def _pass5_indexes(directory: str, bases: list[int], states: list[SegmentState], settings: SegmentSettings,
                    report: RecoveryReport) -> list[Segment]:
     segments = []
     for i, (base, state) in enumerate(zip(bases, states)):
@@ -308,7 +313,7 @@ def _pass4_indexes(directory: str, bases: list[int], states: list[SegmentState],
             kwargs["index_capacity"] = len(state.index_entries)
         segment = Segment(directory, base, state, **kwargs)
         if segment.index.rebuilt:
-            report.events.append(RecoveryEvent(4, "rebuilt_index", segment.index_path,
+            report.events.append(RecoveryEvent(5, "rebuilt_index", segment.index_path,
                                                f"index did not match the log; rewrote {len(state.index_entries)} entries"))
         report.segments_scanned += 1
         report.bytes_scanned += state.size
@@ -316,8 +321,13 @@ def _pass4_indexes(directory: str, bases: list[int], states: list[SegmentState],
     return segments
 
 
-def _pass5_sync(directory: str, io: FileIO, report: RecoveryReport) -> None:
-    if any(e.pass_number < 4 for e in report.events):
+def _pass4_sync(directory: str, active_path: str, io: FileIO, report: RecoveryReport) -> None:
+    fd = io.open(active_path, os.O_RDONLY)
+    try:
+        io.fdatasync(fd)
+    finally:
+        io.close(fd)
+    if report.events:
         io.fsync_dir(directory)
 
 

@@ -28,6 +28,7 @@ itself fails, the log is failed too. Reads keep working in every case.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 import shutil
 import threading
@@ -36,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from .errors import LogClosedError, LogFailedError, OffsetOutOfRangeError, WriteFailedError, write_failed
+from .errors import LogClosedError, LogFailedError, OffsetOutOfRangeError, write_failed
 from .fileio import FileIO
 from .index import ENTRY
 from .loader import RecoverMode, RecoveryReport, SegmentSettings, load_segments
@@ -122,7 +123,7 @@ class PartitionLog:
         self._syncs = 0
         self._last_sync_ms = clock()
         self._epoch = 0
-        self._rolled_back_to: dict[int, int] = {}
+        self._rollbacks: dict[int, tuple[int, OSError]] = {}
         self._failed: LogFailedError | None = None
         self._closed = False
 
@@ -173,8 +174,13 @@ class PartitionLog:
         """Write a batch and return once the durability policy acknowledges it."""
         appended = self.write(payloads, received_ms)
         policy = self.config.durability
-        if policy == "always" or (policy == "interval" and self._clock() - self._last_sync_ms >= self.config.sync_interval_ms):
+        if policy == "always":
             self.sync(appended)
+        elif policy == "interval" and self._clock() - self._last_sync_ms >= self.config.sync_interval_ms:
+            # The records were acknowledged when written; a failed sync
+            # marks the log failed for later writes but cannot retract them.
+            with contextlib.suppress(LogFailedError):
+                self.sync(appended)
         return appended
 
     def write(self, payloads: Sequence[bytes], received_ms: int | None = None) -> Appended:
@@ -212,9 +218,10 @@ class PartitionLog:
                 appended = Appended(self._segments[-1].base_offset, self._segments[-1].end_offset, 0, self._epoch)
             while True:
                 if appended.epoch != self._epoch:
-                    if appended.end_offset <= self._rolled_back_to[appended.epoch]:
+                    durable_end, error = self._rollbacks[appended.epoch]
+                    if appended.end_offset <= durable_end:
                         return
-                    raise WriteFailedError("the append was cut back after a failed fdatasync", None)
+                    raise write_failed("the append was cut back after a failed fdatasync", error) from error
                 if self._durable[0] >= appended.end_offset:
                     return
                 self._check_writable()
@@ -255,7 +262,7 @@ class PartitionLog:
             active.cut_back(*self._durable)
         except OSError as e:
             self._fail("cutting back after a failed fdatasync failed", e)
-        self._rolled_back_to[self._epoch] = self._durable[0]
+        self._rollbacks[self._epoch] = (self._durable[0], error)
         self._epoch += 1
         raise write_failed(f"fdatasync of {active.log_path} failed", error) from error
 
@@ -305,7 +312,12 @@ class PartitionLog:
                                  index_interval_bytes=self.config.index_interval_bytes,
                                  index_capacity=self._settings.index_capacity)
         self._io.crash_point("log.roll.created")
-        self._io.fsync_dir(self.directory)
+        try:
+            self._io.fsync_dir(self.directory)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                segment.retire(delete=True)
+            raise write_failed(f"fsync of {self.directory} after creating a segment failed", e) from e
         self._segments.append(segment)
         self._bases.append(segment.base_offset)
         self._durable = (segment.end_offset, segment.size, None, None)

@@ -7,6 +7,8 @@ durability and retention belong to `log.py`.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +37,19 @@ READ_CHUNK_BYTES: Final = 64 * 1024
 
 def segment_name(base_offset: int) -> str:
     return f"{base_offset:020d}"
+
+
+def write_all(io: FileIO, fd: int, parts: list[bytes | memoryview], size: int) -> None:
+    """Write every byte of `parts`; a short write is continued, so the
+    error of the call that cannot go on (ENOSPC, EFBIG, EIO) is raised."""
+    written = io.writev(fd, parts)
+    if written < size:
+        rest = memoryview(b"".join(parts))[written:]
+        while rest:
+            n = io.writev(fd, [rest])
+            if n == 0:
+                raise OSError(errno.ENOSPC, "write made no progress")
+            rest = rest[n:]
 
 
 @dataclass
@@ -75,15 +90,17 @@ class Segment:
                index_interval_bytes: int, index_capacity: int) -> Segment:
         """A new empty segment whose header is written and synced."""
         path = os.path.join(directory, segment_name(base_offset) + ".log")
-        fd = io.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        header = encode_segment_header(base_offset)
+        fd = None
         try:
-            header = encode_segment_header(base_offset)
-            if io.writev(fd, [header]) != len(header):
-                raise OSError(28, "short write of a segment header")
+            fd = io.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            write_all(io, fd, [header], len(header))
             io.fdatasync(fd)
         except OSError as e:
-            io.close(fd)
-            io.unlink(path)
+            with contextlib.suppress(OSError):
+                if fd is not None:
+                    io.close(fd)
+                io.unlink(path)
             raise write_failed(f"cannot create segment {path}", e) from e
         io.close(fd)
         state = SegmentState(base_offset, SEGMENT_HEADER.size, None, None, [])
@@ -112,7 +129,7 @@ class Segment:
             raise BatchTooLargeError(f"a frame of {size} bytes exceeds frame_bytes_max={self._frame_bytes_max}")
         position = self.size
         try:
-            self._write_all(parts, size)
+            write_all(self._io, self._fd, parts, size)
         except OSError as e:
             self._io.ftruncate(self._fd, position)
             raise write_failed(f"append to {self.log_path} failed", e) from e
@@ -124,16 +141,6 @@ class Segment:
         if self.first_ms is None:
             self.first_ms = received_ms
         self.last_ms = received_ms
-
-    def _write_all(self, parts: list[bytes | memoryview], size: int) -> None:
-        written = self._io.writev(self._fd, parts)
-        if written < size:
-            rest = memoryview(b"".join(parts))[written:]
-            while rest:
-                n = self._io.writev(self._fd, [rest])
-                if n == 0:
-                    raise OSError(28, "write made no progress")
-                rest = rest[n:]
 
     def cut_back(self, end_offset: int, size: int, first_ms: int | None, last_ms: int | None) -> None:
         """Forget everything written after (`end_offset`, `size`)."""
