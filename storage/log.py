@@ -99,6 +99,33 @@ class LogStatistics:
     failed: bool
 
 
+LEAD_ROUNDS_MAX = 3
+"""Consecutive fdatasyncs one group-commit leader runs before handing over."""
+
+
+class _Waiter:
+    """A thread in `sync` sleeping on its own lock until the sync that
+    covers `end_offset` wakes it (`covered`: it returns without taking the
+    log's lock again), or a failure or a hand-over of the lead does."""
+
+    __slots__ = ("end_offset", "epoch", "covered", "_lock")
+
+    def __init__(self, end_offset: int, epoch: int) -> None:
+        self.end_offset = end_offset
+        self.epoch = epoch
+        self.covered = False
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def wait(self) -> bool:
+        self._lock.acquire()
+        return self.covered
+
+    def wake(self, *, covered: bool = False) -> None:
+        self.covered = covered
+        self._lock.release()
+
+
 class PartitionLog:
     """The segments of one partition directory. Use `PartitionLog.open`."""
 
@@ -114,7 +141,7 @@ class PartitionLog:
         self._segments = segments
         self._bases = [s.base_offset for s in segments]
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
+        self._sync_done = threading.Condition(self._lock)
         active = segments[-1]
         self._durable = (active.end_offset, active.size, active.first_ms, active.last_ms)
         self._visible_end, self._visible_position = active.end_offset, active.size
@@ -124,6 +151,7 @@ class PartitionLog:
         self._last_sync_ms = clock()
         self._epoch = 0
         self._rollbacks: dict[int, tuple[int, OSError]] = {}
+        self._waiters: list[_Waiter] = []
         self._failed: LogFailedError | None = None
         self._closed = False
 
@@ -212,48 +240,89 @@ class PartitionLog:
         """Block until `appended` (default: everything written) is durable.
 
         Group commit: one fdatasync covers every write made before it began.
+        A waiter woken because it is covered returns without taking the
+        log's lock again.
         """
         with self._lock:
             if appended is None:
                 appended = Appended(self._segments[-1].base_offset, self._segments[-1].end_offset, 0, self._epoch)
-            while True:
-                if appended.epoch != self._epoch:
-                    durable_end, error = self._rollbacks[appended.epoch]
-                    if appended.end_offset <= durable_end:
-                        return
-                    raise write_failed("the append was cut back after a failed fdatasync", error) from error
-                if self._durable[0] >= appended.end_offset:
-                    return
-                self._check_writable()
-                if self._syncing:
-                    self._changed.wait()
-                else:
-                    self._lead_sync()
+            waiter = self._lead_or_enqueue(appended)
+        while waiter is not None and not waiter.wait():
+            with self._lock:
+                waiter = self._lead_or_enqueue(appended)
+
+    def _lead_or_enqueue(self, appended: Appended) -> _Waiter | None:
+        """Lead syncs until `appended` is durable (None), or, while another
+        thread leads, queue a waiter to sleep on once the lock is released."""
+        while not self._is_durable(appended):
+            self._check_writable()
+            if self._syncing:
+                waiter = _Waiter(appended.end_offset, self._epoch)
+                self._waiters.append(waiter)
+                return waiter
+            self._lead_sync()
+        return None
+
+    def _is_durable(self, appended: Appended) -> bool:
+        if appended.epoch == self._epoch:
+            return self._durable[0] >= appended.end_offset
+        durable_end, error = self._rollbacks[appended.epoch]
+        if appended.end_offset <= durable_end:
+            return True
+        raise write_failed("the append was cut back after a failed fdatasync", error) from error
+
+    def _wake_waiters(self, *, hand_off: bool = True) -> None:
+        """Wake the waiters the durable end now covers, and (with `hand_off`)
+        one more to lead the next sync; after a failure, wake them all."""
+        durable_end, epoch = self._durable[0], self._epoch
+        everyone = self._failed is not None or self._closed
+        remaining = []
+        for waiter in self._waiters:
+            if not everyone and waiter.end_offset <= durable_end and waiter.epoch == epoch:
+                waiter.wake(covered=True)
+            elif everyone or waiter.epoch != epoch:
+                waiter.wake()
+            else:
+                remaining.append(waiter)
+        if remaining and hand_off:
+            remaining.pop(0).wake()
+        self._waiters = remaining
 
     def _lead_sync(self) -> None:
-        """Sync the active segment up to its written end. Lock held on entry and exit."""
-        active = self._segments[-1]
-        target = (active.end_offset, active.size, active.first_ms, active.last_ms)
-        self._syncing = True
-        self._lock.release()
-        try:
-            self._io.fdatasync(active.fd)
-            error = None
-        except OSError as e:
-            error = e
-        finally:
-            self._lock.acquire()
-            self._syncing = False
-            self._changed.notify_all()
-        self._syncs += 1
-        self._last_sync_ms = self._clock()
-        if error is None:
+        """Sync the active segment up to its written end, and again while
+        others wait, up to LEAD_ROUNDS_MAX rounds, so the disk is not left
+        idle while a new leader wakes up. Lock held on entry and exit."""
+        for rounds_left in range(LEAD_ROUNDS_MAX - 1, -1, -1):
+            active = self._segments[-1]
+            target = (active.end_offset, active.size, active.first_ms, active.last_ms)
+            self._syncing = True
+            self._lock.release()
+            try:
+                self._io.fdatasync(active.fd)
+                error = None
+            except OSError as e:
+                error = e
+            finally:
+                self._lock.acquire()
+                self._syncs += 1
+                self._last_sync_ms = self._clock()
+            if error is not None:
+                self._syncing = False
+                self._sync_done.notify_all()
+                self._sync_failed(active, error)
             self._io.crash_point("log.synced")
-            self._durable = target
-            if self.config.durability == "always":
-                self._visible_end, self._visible_position = target[0], target[1]
-            return
-        self._sync_failed(active, error)
+            self._made_durable(target, hand_off=False)
+            if not rounds_left or not self._waiters:
+                break
+        self._syncing = False
+        self._sync_done.notify_all()
+        self._wake_waiters()
+
+    def _made_durable(self, target: tuple[int, int, int | None, int | None], *, hand_off: bool = True) -> None:
+        self._durable = target
+        if self.config.durability == "always":
+            self._visible_end, self._visible_position = target[0], target[1]
+        self._wake_waiters(hand_off=hand_off)
 
     def _sync_failed(self, active: Segment, error: OSError) -> None:
         if self.config.durability != "always":
@@ -264,11 +333,12 @@ class PartitionLog:
             self._fail("cutting back after a failed fdatasync failed", e)
         self._rollbacks[self._epoch] = (self._durable[0], error)
         self._epoch += 1
+        self._wake_waiters()
         raise write_failed(f"fdatasync of {active.log_path} failed", error) from error
 
     def _fail(self, message: str, error: OSError) -> None:
         self._failed = LogFailedError(f"{self.directory}: {message}: {error}; reopen the log to recover")
-        self._changed.notify_all()
+        self._wake_waiters()
         raise self._failed from error
 
     def _check_writable(self) -> None:
@@ -296,7 +366,7 @@ class PartitionLog:
 
     def _roll(self) -> None:
         while self._syncing:
-            self._changed.wait()
+            self._sync_done.wait()
         active = self._segments[-1]
         if self._durable[0] < active.end_offset:
             try:
@@ -305,6 +375,7 @@ class PartitionLog:
                 self._syncs += 1
                 self._sync_failed(active, e)
             self._syncs += 1
+            self._made_durable((active.end_offset, active.size, active.first_ms, active.last_ms))
         self._io.crash_point("log.roll.synced")
         active.seal()
         segment = Segment.create(self.directory, active.end_offset, io=self._io,
@@ -322,7 +393,6 @@ class PartitionLog:
         self._bases.append(segment.base_offset)
         self._durable = (segment.end_offset, segment.size, None, None)
         self._visible_end, self._visible_position = segment.end_offset, segment.size
-        self._changed.notify_all()
 
     # -- reading ---------------------------------------------------------
 
@@ -418,7 +488,7 @@ class PartitionLog:
             if self._closed:
                 return
             while self._syncing:
-                self._changed.wait()
+                self._sync_done.wait()
             active = self._segments[-1]
             try:
                 if self._failed is None and self._durable[0] < active.end_offset:
@@ -429,7 +499,7 @@ class PartitionLog:
                 self._closed = True
                 for segment in self._segments:
                     segment.retire(delete=False)
-                self._changed.notify_all()
+                self._wake_waiters()
 
     def delete(self) -> None:
         """Close the log and remove its directory whole."""
