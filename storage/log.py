@@ -99,6 +99,10 @@ class LogStatistics:
     failed: bool
 
 
+def _segment_settings(config: LogConfig, io: FileIO) -> SegmentSettings:
+    return SegmentSettings(io, config.frame_bytes_max, config.index_interval_bytes, config.index_bytes_max // ENTRY.size)
+
+
 LEAD_ROUNDS_MAX = 3
 """Consecutive fdatasyncs one group-commit leader runs before handing over."""
 
@@ -136,8 +140,7 @@ class PartitionLog:
         self.recovery = report
         self._io = io
         self._clock = clock
-        self._settings = SegmentSettings(io, config.frame_bytes_max, config.index_interval_bytes,
-                                         config.index_bytes_max // ENTRY.size)
+        self._settings = _segment_settings(config, io)
         self._segments = segments
         self._bases = [s.base_offset for s in segments]
         self._lock = threading.Lock()
@@ -169,11 +172,9 @@ class PartitionLog:
         if not os.path.isdir(directory):
             os.makedirs(directory)
             io.fsync_dir(os.path.dirname(os.path.abspath(directory)))
-        settings = SegmentSettings(io, config.frame_bytes_max, config.index_interval_bytes,
-                                   config.index_bytes_max // ENTRY.size)
-        segments, report = load_segments(directory, settings, recover)
+        segments, report = load_segments(directory, _segment_settings(config, io), recover)
         if not report.segments_scanned:
-            io.fsync_dir(directory)
+            io.fsync_dir(directory)  # the first segment was just created
         return cls(directory, config, segments, report, io=io, clock=clock)
 
     # -- offsets ---------------------------------------------------------
