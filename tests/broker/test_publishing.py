@@ -1,0 +1,101 @@
+"""The publishing pipeline: item responses, all-or-nothing before writing, 207 and 507."""
+
+import pytest
+
+from broker.errors import InsufficientStorageError, UnavailableError
+from broker.publishing import ItemFailure, publish
+
+
+class Target:
+    name = "order.created"
+    category = "business"
+    version = "1.2.0"
+
+    def validate(self, event):
+        return None if "bad" not in event else "#/bad: not allowed"
+
+    def partition_of(self, event):
+        if "nopart" in event:
+            raise ItemFailure("partition not found")
+        return str(event.get("p", 0))
+
+
+class Log:
+    def __init__(self, fail=None):
+        self.written = {}
+        self.fail = fail or {}
+
+    async def append(self, partition, payloads):
+        if partition in self.fail:
+            raise self.fail[partition]
+        self.written.setdefault(partition, []).extend(payloads)
+        return 0
+
+
+def event(eid, **extra):
+    return {"metadata": {"eid": eid, "occurred_at": "2024-01-01T00:00:00Z"}, **extra}
+
+
+async def run(events, log, target=None):
+    return await publish(target or Target(), events, log.append, flow_id="FLOW", published_by="me", now_ms=0)
+
+
+async def test_publishing_valid_batch_is_200_enriched_compact_and_ordered_per_partition():
+    log = Log()
+    outcome = await run([event("a", p=1), event("b", p=0), event("c", p=1)], log)
+    assert outcome.status == 200 and outcome.items is None
+    assert [p.split(b'"eid":"')[1][:1] for p in log.written[1]] == [b"a", b"c"]
+    assert log.written[0] == [b'{"metadata":{"eid":"b","occurred_at":"2024-01-01T00:00:00Z",'
+                              b'"received_at":"1970-01-01T00:00:00.000Z","event_type":"order.created",'
+                              b'"flow_id":"FLOW","partition":"0","version":"1.2.0","published_by":"me"},"p":0}']
+
+
+async def test_publishing_validation_failure_rejects_all_with_nakadi_items():
+    log = Log()
+    outcome = await run([event("a"), event("b", bad=1), event("c")], log)
+    assert outcome.status == 422 and log.written == {}
+    assert outcome.items == [
+        {"eid": "a", "partition": None, "publishing_status": "aborted", "step": "validating", "detail": ""},
+        {"eid": "b", "partition": None, "publishing_status": "failed", "step": "validating",
+         "detail": "#/bad: not allowed"},
+        {"eid": "c", "partition": None, "publishing_status": "aborted", "step": "none", "detail": ""},
+    ]
+
+
+async def test_publishing_partitioning_failure_marks_steps_reached():
+    outcome = await run([event("a"), event("b", nopart=1), event("c")], Log())
+    assert [(i["publishing_status"], i["step"]) for i in outcome.items] == [
+        ("aborted", "partitioning"), ("failed", "partitioning"), ("aborted", "validating")]
+
+
+async def test_publishing_event_too_large_fails_its_item():
+    outcome = await run([event("a", big="x" * 999_000)], Log())
+    assert outcome.status == 422
+    assert outcome.items[0]["detail"].startswith("Event too large: ") and "max size is 999000 bytes" in \
+        outcome.items[0]["detail"]
+
+
+async def test_publishing_partial_failure_is_207_with_submitted_and_failed():
+    log = Log(fail={1: UnavailableError("storage failed")})
+    outcome = await run([event("a", p=0), event("b", p=1)], log)
+    assert outcome.status == 207 and log.written == {0: log.written[0]}
+    assert [(i["eid"], i["partition"], i["publishing_status"], i["step"]) for i in outcome.items] == [
+        ("a", "0", "submitted", "publishing"), ("b", "1", "failed", "publishing")]
+
+
+async def test_publishing_disk_full_everywhere_is_507():
+    log = Log(fail={0: InsufficientStorageError("the disk is full")})
+    with pytest.raises(InsufficientStorageError):
+        await run([event("a")], log)
+
+
+async def test_publishing_undefined_events_are_stored_as_sent_but_compact():
+    class Undefined(Target):
+        category = "undefined"
+    log = Log()
+    assert (await run([{"x": [1, 2], "y": {"z": None}}], log, Undefined())).status == 200
+    assert log.written[0] == [b'{"x":[1,2],"y":{"z":null}}']
+
+
+async def test_publishing_empty_batch_is_200():
+    assert (await run([], Log())).status == 200
