@@ -28,6 +28,9 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from broker.broker import Broker, BrokerConfig
+from broker.errors import BrokerError
+
 from .app import create_app
 from .config import Config, ConfigError, ServerConfig, default_config_file, load_config
 
@@ -99,27 +102,38 @@ def _locked_data_dir(data_dir: Path) -> Iterator[None]:
 
 
 def _run(config: Config, ready_file: Path | None) -> None:
-    """Serve until a stop signal; a start-up failure inside trio comes out as the one `StartupError`."""
+    """Open the data directory (recovery runs here), then serve until a stop
+    signal; a start-up failure comes out as the one `StartupError`."""
     try:
-        trio.run(_serve, config, ready_file)
+        broker = Broker.open(BrokerConfig(config.server.data_dir, config.storage))
+    except BrokerError as error:
+        raise StartupError(error.detail) from error
+    try:
+        trio.run(_serve, config, broker, ready_file)
     except BaseExceptionGroup as group:
         failure = _sole_exception(group)
         if isinstance(failure, StartupError):
             raise failure from None
         raise
+    finally:
+        broker.close()
 
 
-async def _serve(config: Config, ready_file: Path | None) -> None:
+async def _serve(config: Config, broker: Broker, ready_file: Path | None) -> None:
     hypercorn_config = _hypercorn_config(config.server)
+    app = create_app(broker, request_bytes_max=config.server.request_bytes_max)
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
-            server = partial(hypercorn_serve, create_app(), hypercorn_config,
-                             shutdown_trigger=partial(_wait_for_stop, signals))
+            async def server(task_status: trio.TaskStatus[list[str]]) -> None:
+                await hypercorn_serve(app, hypercorn_config, shutdown_trigger=partial(_wait_for_stop, signals),
+                                      task_status=task_status)
+                nursery.cancel_scope.cancel()
             try:
                 urls = await nursery.start(server)
             except BaseExceptionGroup as group:
                 raise StartupError(f"cannot listen on {hypercorn_config.bind[0]}: "
                                    f"{_sole_exception(group)}") from group
+            nursery.start_soon(broker.run_retention)
             _announce(urls[0], config, ready_file)
     log.info("stopped")
 

@@ -35,6 +35,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: str = "data"
+    request_bytes_max: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -43,6 +44,8 @@ class ServerConfig:
             raise ValueError(f"port must be in [0, 65535], not {self.port}")
         if not self.data_dir:
             raise ValueError("data_dir must not be empty")
+        if self.request_bytes_max < 1024:
+            raise ValueError(f"request_bytes_max must be at least 1024, not {self.request_bytes_max}")
 
 
 @dataclass(frozen=True)

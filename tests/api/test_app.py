@@ -6,22 +6,21 @@ import re
 
 from quart import Response
 
-from api.app import create_app
 
 
 async def body(response: Response) -> dict:
     return json.loads(await response.get_data())
 
 
-async def test_app_health_answers_ok_as_nakadi_does():
-    response = await create_app().test_client().get("/health")
+async def test_app_health_answers_ok_as_nakadi_does(client):
+    response = await client.get("/health")
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
     assert await response.get_data() == b"OK"
 
 
-async def test_app_unknown_route_is_a_problem_404():
-    response = await create_app().test_client().get("/no/such/route")
+async def test_app_unknown_route_is_a_problem_404(client):
+    response = await client.get("/no/such/route")
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
     problem = await body(response)
@@ -31,16 +30,15 @@ async def test_app_unknown_route_is_a_problem_404():
     assert "type" not in problem
 
 
-async def test_app_wrong_method_is_a_problem_405_naming_the_allowed_ones():
-    response = await create_app().test_client().delete("/health")
+async def test_app_wrong_method_is_a_problem_405_naming_the_allowed_ones(client):
+    response = await client.delete("/health")
     assert response.status_code == 405
     assert response.mimetype == "application/problem+json"
     assert (await body(response))["status"] == 405
     assert "GET" in response.headers["Allow"]
 
 
-async def test_app_unexpected_error_is_a_problem_500_whose_id_is_logged(caplog):
-    app = create_app()
+async def test_app_unexpected_error_is_a_problem_500_whose_id_is_logged(app, caplog):
 
     async def fail() -> str:
         raise RuntimeError("secret internals")
@@ -61,15 +59,13 @@ async def test_app_unexpected_error_is_a_problem_500_whose_id_is_logged(caplog):
     assert isinstance(record.exc_info[1], RuntimeError)
 
 
-async def test_app_flow_id_is_echoed_on_success_and_error():
-    client = create_app().test_client()
+async def test_app_flow_id_is_echoed_on_success_and_error(client):
     for path in ("/health", "/missing"):
         response = await client.get(path, headers={"X-Flow-Id": "my-flow"})
         assert response.headers["X-Flow-Id"] == "my-flow"
 
 
-async def test_app_flow_id_is_generated_when_absent():
-    client = create_app().test_client()
+async def test_app_flow_id_is_generated_when_absent(client):
     first, second = [(await client.get("/health")).headers["X-Flow-Id"] for _ in range(2)]
     assert re.fullmatch(r"[0-9a-zA-Z]{24}", first)
     assert first != second

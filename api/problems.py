@@ -1,0 +1,55 @@
+"""The one mapping from errors to HTTP: Problem JSON (RFC 7807) bodies.
+
+Nakadi's shape: `{"title", "status", "detail"}`; a `type` of about:blank is
+left out and so is an empty `detail`. Every `BrokerError` subclass has its
+status here; a test checks none is missing.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import orjson
+from quart import Response
+
+from broker.errors import (
+    BrokerError,
+    ConflictError,
+    InsufficientStorageError,
+    InvalidRequestError,
+    NotFoundError,
+    PreconditionFailedError,
+    UnavailableError,
+    UnprocessableError,
+)
+
+PROBLEM_JSON = "application/problem+json"
+
+STATUS_OF: dict[type[BrokerError], int] = {
+    InvalidRequestError: 400,
+    NotFoundError: 404,
+    ConflictError: 409,
+    PreconditionFailedError: 412,
+    UnprocessableError: 422,
+    UnavailableError: 503,
+    InsufficientStorageError: 507,
+}
+
+
+def problem(status: int, detail: str = "", *, title: str | None = None,
+            headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, object] = {"title": title or HTTPStatus(status).phrase, "status": status}
+    if detail:
+        body["detail"] = detail
+    return Response(orjson.dumps(body), status=status, headers=headers, content_type=PROBLEM_JSON)
+
+
+def status_of(error: BrokerError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    raise LookupError(f"{type(error).__name__} has no HTTP status")
+
+
+def broker_problem(error: BrokerError) -> Response:
+    return problem(status_of(error), error.detail)

@@ -1,0 +1,169 @@
+"""The broker: the one facade the API calls.
+
+It owns the metadata store, the registry of event types and the partition
+logs of one data directory, and runs their background work (retention).
+Each method is one API operation in broker terms: JSON-shaped values in
+and out, `BrokerError`s for everything a client did wrong.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import trio
+
+from . import cursors
+from .config import StorageConfig
+from storage import StorageError
+
+from .errors import UnavailableError
+from .event_json import parse_batch
+from .event_stream import event_stream
+from .event_types import EventTypeLimits
+from .metastore import Metastore
+from .partition_logs import PartitionLogs
+from .publishing import PublishOutcome, publish
+from .registry import Registry
+from .stream_params import StreamParams
+
+log = logging.getLogger(__name__)
+
+METADATA_FILE = "metadata.db"
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    data_dir: str
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    limits: EventTypeLimits = field(default_factory=EventTypeLimits)
+    retention_interval_s: float = 60.0
+
+
+class Broker:
+    """Event types, publishing and reading over one data directory."""
+
+    def __init__(self, config: BrokerConfig, metastore: Metastore, registry: Registry, logs: PartitionLogs) -> None:
+        self.config = config
+        self._metastore = metastore
+        self._registry = registry
+        self._logs = logs
+
+    @classmethod
+    def open(cls, config: BrokerConfig) -> Broker:
+        """Open the data directory: metadata, then every partition log (recovery
+        runs here). Damage that recovery refuses to repair is an
+        `UnavailableError` naming the file, position and offset."""
+        os.makedirs(config.data_dir, exist_ok=True)
+        metastore = Metastore(os.path.join(config.data_dir, METADATA_FILE))
+        registry = Registry(metastore, config.limits)
+        logs = PartitionLogs(config.data_dir, config.storage.log, config.storage.recover)
+        try:
+            logs.open_all({name: registry.runtime(name).partition_count for name in registry.names()})
+        except StorageError as e:
+            logs.close_all()
+            metastore.close()
+            raise UnavailableError(f"cannot open the partition logs: {e}") from e
+        return cls(config, metastore, registry, logs)
+
+    def close(self) -> None:
+        self._logs.close_all()
+        self._metastore.close()
+
+    async def run_retention(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Delete expired segments of every event type, forever, every interval."""
+        task_status.started()
+        while True:
+            for name in self._registry.names():
+                retention_ms = self._registry.runtime(name).event_type.retention_ms
+                if retention_ms is not None and self._logs.has(name):
+                    deleted = await self._logs.enforce_retention(name, retention_ms)
+                    if deleted:
+                        log.info("retention deleted %d segment(s) of %s", deleted, name)
+            await trio.sleep(self.config.retention_interval_s)
+
+    # -- event types -------------------------------------------------------
+
+    def list_event_types(self, *, owning_application: str | None = None, writer: str | None = None) -> list[dict]:
+        return self._registry.list(owning_application=owning_application, writer=writer)
+
+    def get_event_type(self, name: str) -> dict:
+        return self._registry.get(name)
+
+    async def create_event_type(self, body: object) -> None:
+        async with self._registry.lock:
+            runtime = await self._registry.create(body, _now())
+            try:
+                await self._logs.create(runtime.name, runtime.partition_count)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await self._registry.delete(runtime.name)
+                raise
+
+    async def update_event_type(self, name: str, body: object) -> None:
+        async with self._registry.lock:
+            await self._registry.update(name, body, _now())
+
+    async def delete_event_type(self, name: str) -> None:
+        async with self._registry.lock:
+            await self._registry.delete(name)
+            await self._logs.delete(name)
+
+    def schemas(self, name: str, limit: int, offset: int) -> tuple[list[dict], int]:
+        return self._registry.schemas(name, limit, offset)
+
+    def schema(self, name: str, version: str) -> dict:
+        return self._registry.schema(name, version)
+
+    # -- publishing --------------------------------------------------------
+
+    async def publish(self, name: str, body: bytes, *, flow_id: str, published_by: str) -> PublishOutcome:
+        runtime = self._registry.runtime(name)
+        events = parse_batch(body)
+
+        async def append(partition: int, payloads: list[bytes]) -> int:
+            return await self._logs.append(name, partition, payloads)
+        return await publish(runtime, events, append, flow_id=flow_id, published_by=published_by,
+                             now_ms=_now_ms())
+
+    # -- partitions and cursors --------------------------------------------
+
+    def partitions(self, name: str, cursors_param: str | None) -> list[dict]:
+        self._registry.runtime(name)
+        return cursors.list_partitions(name, self._logs.all_bounds(name), cursors_param)
+
+    def partition(self, name: str, partition: str, consumed_offset: str | None) -> dict:
+        self._registry.runtime(name)
+        return cursors.get_partition(name, self._logs.all_bounds(name), partition, consumed_offset)
+
+    def cursor_distances(self, name: str, body: object) -> list[dict]:
+        self._registry.runtime(name)
+        return cursors.cursor_distances(self._logs.all_bounds(name), body)
+
+    def cursors_lag(self, name: str, body: object) -> list[dict]:
+        self._registry.runtime(name)
+        return cursors.cursors_lag(self._logs.all_bounds(name), body)
+
+    def shifted_cursors(self, name: str, body: object) -> list[dict]:
+        self._registry.runtime(name)
+        return cursors.shifted_cursors(self._logs.all_bounds(name), body)
+
+    # -- low-level streams -------------------------------------------------
+
+    def open_stream(self, name: str, cursors_header: str | None, params: StreamParams) -> AsyncIterator[bytes]:
+        """Check the start cursors (400/404/412) and return the stream's lines."""
+        self._registry.runtime(name)
+        starts = cursors.stream_start(name, self._logs.all_bounds(name), cursors_header)
+        return event_stream(self._logs, name, starts, params)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

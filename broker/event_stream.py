@@ -1,0 +1,66 @@
+"""The low-level event stream: the trio shell around the sans-IO `Batcher`.
+
+It reads acknowledged records from the partition logs (in worker threads)
+only while the batcher has room, so a slow client never makes the server
+buffer without bound: the generator is suspended while the HTTP layer
+waits for the socket, and nothing is read meanwhile. Every batch that is
+due at a tick goes out as one chunk of lines. With nothing to read, it
+sleeps until a publish to the event type wakes it or the next timer fires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import trio
+
+from .batching import Batcher, batch_lines
+from .partition_logs import PartitionLogs
+from .stream_params import StreamParams
+
+READ_RECORDS_MAX = 1000
+READ_BYTES_MAX = 1024 * 1024
+
+
+async def event_stream(logs: PartitionLogs, name: str, starts: dict[int, int],
+                       params: StreamParams) -> AsyncIterator[bytes]:
+    """Lines of Nakadi's stream of `name` from the cursors `starts`
+    ({partition: last consumed offset}) until an end-of-stream rule holds."""
+    batcher = Batcher({str(p): cursor for p, cursor in starts.items()}, trio.current_time(),
+                      batch_limit=params.batch_limit, batch_flush_timeout_s=params.batch_flush_timeout_s,
+                      stream_timeout_s=params.stream_timeout_s, stream_limit=params.stream_limit,
+                      stream_keep_alive_limit=params.stream_keep_alive_limit)
+    next_offsets = {p: cursor + 1 for p, cursor in starts.items()}
+    unread = params.stream_limit or None
+    while True:
+        appended = logs.appended(name)
+        read = await _read_available(logs, name, batcher, next_offsets, unread)
+        if unread is not None:
+            unread -= read
+        batches = batcher.tick(trio.current_time())
+        if batches:
+            yield batch_lines(batches)
+        if batcher.end_reason is not None or not logs.has(name):
+            return
+        if not read:
+            with trio.move_on_after(batcher.next_wakeup(trio.current_time())):
+                await appended.wait()
+
+
+async def _read_available(logs: PartitionLogs, name: str, batcher: Batcher, next_offsets: dict[int, int],
+                          unread: int | None) -> int:
+    """Read what the partitions have, while the batcher wants it; how many records."""
+    total = 0
+    for partition, offset in next_offsets.items():
+        if not logs.has(name) or not batcher.wants_more() or unread == total:
+            break
+        if offset >= logs.bounds(name, partition)[1]:
+            continue
+        limit = READ_RECORDS_MAX if unread is None else min(READ_RECORDS_MAX, unread - total)
+        records = await logs.read(name, partition, offset, limit, READ_BYTES_MAX)
+        key = str(partition)
+        for record in records:
+            batcher.add(key, record.offset, record.payload)
+        total += len(records)
+        next_offsets[partition] = records[-1].offset + 1
+    return total

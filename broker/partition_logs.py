@@ -1,0 +1,153 @@
+"""The partition logs of every event type: where they live on disk, opening
+them at start-up, and appending to and reading from them from trio.
+
+Layout: `<data_dir>/event-types/<event type name>/<partition id>/`, one
+`storage.PartitionLog` per partition directory. Names reach the file
+system only after `SAFE_NAME` matches them, whatever the caller checked.
+
+Every call that may touch the disk (append with its fsync, reads,
+retention, opening, deleting) runs in a worker thread, so the event loop
+never blocks on disk. Storage errors are translated here, once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+
+import trio
+
+from storage import (
+    DiskFullError,
+    LogConfig,
+    OffsetOutOfRangeError,
+    PartitionLog,
+    Record,
+    StorageError,
+)
+
+from .errors import InsufficientStorageError, PreconditionFailedError, UnavailableError
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_.]{0,254}", re.ASCII)
+EVENT_TYPES_DIR = "event-types"
+
+
+class PartitionLogs:
+    """Open partition logs, by event type name and partition index."""
+
+    def __init__(self, data_dir: str, config: LogConfig, recover: str) -> None:
+        self._root = os.path.join(data_dir, EVENT_TYPES_DIR)
+        self._config = config
+        self._recover = recover
+        self._logs: dict[str, list[PartitionLog]] = {}
+        self._appended: dict[str, trio.Event] = {}
+
+    # -- lifecycle (start-up and shutdown run before/after serving) ----------
+
+    def open_all(self, partition_counts: dict[str, int]) -> None:
+        """Open the logs of every known event type, running recovery; remove
+        directories no event type owns (left by an interrupted create or delete)."""
+        os.makedirs(self._root, exist_ok=True)
+        for name in sorted(os.listdir(self._root)):
+            if name not in partition_counts:
+                shutil.rmtree(os.path.join(self._root, name))
+        for name, count in partition_counts.items():
+            self._logs[name] = [self._open(name, p) for p in range(count)]
+
+    def close_all(self) -> None:
+        for logs in self._logs.values():
+            for log in logs:
+                log.close()
+        self._logs.clear()
+
+    def _directory(self, name: str, partition: int | None = None) -> str:
+        if not SAFE_NAME.fullmatch(name) or ".." in name:
+            raise ValueError(f"refusing an unsafe event type name {name!r} as a directory name")
+        path = os.path.join(self._root, name)
+        return path if partition is None else os.path.join(path, str(partition))
+
+    def _open(self, name: str, partition: int) -> PartitionLog:
+        return PartitionLog.open(self._directory(name, partition), self._config, recover=self._recover)
+
+    async def create(self, name: str, partitions: int) -> None:
+        """Create (empty) logs for a new event type."""
+        def create() -> list[PartitionLog]:
+            os.makedirs(self._directory(name), exist_ok=True)
+            return [self._open(name, p) for p in range(partitions)]
+        self._logs[name] = await trio.to_thread.run_sync(create)
+
+    async def delete(self, name: str) -> None:
+        """Close and remove every partition of `name`."""
+        logs = self._logs.pop(name, [])
+        self._notify(name)
+
+        def delete() -> None:
+            for log in logs:
+                log.close()
+            shutil.rmtree(self._directory(name), ignore_errors=True)
+        await trio.to_thread.run_sync(delete)
+
+    # -- offsets ---------------------------------------------------------
+
+    def has(self, name: str) -> bool:
+        return name in self._logs
+
+    def appended(self, name: str) -> trio.Event:
+        """An event set at the next acknowledged append to `name` (or its deletion)."""
+        return self._appended.setdefault(name, trio.Event())
+
+    def _notify(self, name: str) -> None:
+        event = self._appended.pop(name, None)
+        if event is not None:
+            event.set()
+
+    def partition_count(self, name: str) -> int:
+        return len(self._logs[name])
+
+    def bounds(self, name: str, partition: int) -> tuple[int, int]:
+        """[start_offset, end_offset) of the acknowledged records of a partition."""
+        log = self._logs[name][partition]
+        return log.start_offset, log.end_offset
+
+    def all_bounds(self, name: str) -> list[tuple[int, int]]:
+        return [(log.start_offset, log.end_offset) for log in self._logs[name]]
+
+    # -- appending and reading -----------------------------------------------
+
+    async def append(self, name: str, partition: int, payloads: Sequence[bytes]) -> int:
+        """Append durably (per the durability policy); the first offset written."""
+        log = self._logs[name][partition]
+        try:
+            appended = await trio.to_thread.run_sync(log.append, payloads)
+        except DiskFullError as e:
+            raise InsufficientStorageError(f"the disk is full: {e}") from e
+        except StorageError as e:
+            raise UnavailableError(f"storage failed: {e}") from e
+        self._notify(name)
+        return appended.first_offset
+
+    async def read(self, name: str, partition: int, offset: int, max_records: int, max_bytes: int) -> list[Record]:
+        """Acknowledged records from `offset` on (see `PartitionLog.read`)."""
+        log = self._logs[name][partition]
+        try:
+            return await trio.to_thread.run_sync(log.read, offset, max_records, max_bytes)
+        except OffsetOutOfRangeError as e:
+            raise PreconditionFailedError(str(e)) from e
+        except StorageError as e:
+            raise UnavailableError(f"storage failed: {e}") from e
+
+    async def offset_at_or_after(self, name: str, partition: int, ms: int) -> int:
+        return await trio.to_thread.run_sync(self._logs[name][partition].offset_at_or_after, ms)
+
+    async def enforce_retention(self, name: str, retention_ms: int) -> int:
+        """Delete whole segments older than `retention_ms`; how many were deleted."""
+        logs: Iterable[PartitionLog] = list(self._logs.get(name, []))
+
+        def enforce() -> int:
+            return sum(log.enforce_retention(retention_ms=retention_ms) for log in logs)
+        try:
+            return await trio.to_thread.run_sync(enforce)
+        except StorageError as e:
+            raise UnavailableError(f"retention of {name} failed: {e}") from e

@@ -1,0 +1,83 @@
+"""Event types, schema versions and the registry lists through the app."""
+
+import json
+
+from .helpers import SCHEMA, business_type
+
+
+async def create(client, body):
+    return await client.post("/event-types", json=body)
+
+
+async def test_event_types_create_get_list_and_duplicate(client):
+    response = await create(client, business_type())
+    assert response.status_code == 201 and await response.get_data() == b""
+    got = await (await client.get("/event-types/order.created")).get_json()
+    assert got["schema"]["version"] == "1.0.0" and got["options"] == {"retention_time": 172800000}
+    assert got["created_at"].endswith("Z") and got["partition_key_fields"] == ["order_id"]
+    listed = await (await client.get("/event-types")).get_json()
+    assert [e["name"] for e in listed] == ["order.created"]
+    again = await create(client, business_type())
+    assert again.status_code == 409 and again.mimetype == "application/problem+json"
+
+
+async def test_event_types_invalid_definitions_are_422_problems(client):
+    bad_name = await create(client, business_type(name="../x"))
+    assert bad_name.status_code == 422 and bad_name.mimetype == "application/problem+json"
+    reserved = business_type(schema={"type": "json_schema", "schema": json.dumps(
+        {"type": "object", "properties": {"metadata": {"type": "string"}}})})
+    assert (await create(client, reserved)).status_code == 422
+    assert (await create(client, business_type(options={"retention_time": 1}))).status_code == 422
+
+
+async def test_event_types_malformed_json_is_400_and_text_plain_is_415(client):
+    response = await client.post("/event-types", data=b"{nope", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.mimetype == "application/problem+json"
+    response = await client.post("/event-types", data=b"{}", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415
+
+
+async def test_event_types_unknown_is_404_for_get_put_delete(client):
+    for method in ("get", "delete"):
+        response = await getattr(client, method)("/event-types/missing")
+        assert response.status_code == 404 and response.mimetype == "application/problem+json"
+    assert (await client.put("/event-types/missing", json=business_type(name="missing"))).status_code == 404
+
+
+async def test_event_types_update_bumps_schema_version_and_lists_versions(client):
+    await create(client, business_type())
+    schema = dict(SCHEMA, properties=dict(SCHEMA["properties"], note={"type": "string"}))
+    updated = business_type(schema={"type": "json_schema", "schema": json.dumps(schema)})
+    response = await client.put("/event-types/order.created", json=updated)
+    assert response.status_code == 200
+    got = await (await client.get("/event-types/order.created")).get_json()
+    assert got["schema"]["version"] == "1.1.0"
+    versions = await (await client.get("/event-types/order.created/schemas")).get_json()
+    assert [item["version"] for item in versions["items"]] == ["1.1.0", "1.0.0"] and versions["_links"] == {}
+    page = await (await client.get("/event-types/order.created/schemas?limit=1")).get_json()
+    assert [i["version"] for i in page["items"]] == ["1.1.0"] and "next" in page["_links"]
+    one = await (await client.get("/event-types/order.created/schemas/1.0.0")).get_json()
+    assert json.loads(one["schema"]) == SCHEMA
+    assert (await client.get("/event-types/order.created/schemas/9.9.9")).status_code == 404
+    assert (await client.get("/event-types/order.created/schemas/x")).status_code == 400
+    assert (await client.get("/event-types/order.created/schemas?limit=0")).status_code == 400
+
+
+async def test_event_types_put_with_another_name_is_422(client):
+    await create(client, business_type())
+    response = await client.put("/event-types/order.created", json=business_type(name="other"))
+    assert response.status_code == 422
+
+
+async def test_event_types_delete_removes_type_and_its_data(client, broker, tmp_path):
+    await create(client, business_type())
+    assert (tmp_path / "data" / "event-types" / "order.created").is_dir()
+    assert (await client.delete("/event-types/order.created")).status_code == 200
+    assert (await client.get("/event-types/order.created")).status_code == 404
+    assert not (tmp_path / "data" / "event-types" / "order.created").exists()
+
+
+async def test_event_types_registry_lists(client):
+    assert await (await client.get("/registry/partition-strategies")).get_json() == ["hash", "user_defined",
+                                                                                      "random"]
+    assert await (await client.get("/registry/enrichment-strategies")).get_json() == ["metadata_enrichment"]
