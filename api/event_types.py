@@ -42,6 +42,16 @@ def register(app: QuartTrio, broker: Broker) -> None:
         items, total = broker.schemas(name, limit_arg, offset)
         return json_response({"_links": page_links(request.path, limit_arg, offset, total), "items": items})
 
+    async def add_schema(name: str) -> Response:
+        body = await json_body(limit)
+        if request.args.get("fetch", "false").lower() == "true":
+            return json_response(broker.find_schema(name, body))
+        await broker.add_schema(name, body)
+        return empty_response(200)
+
+    async def check_compatibility(name: str, version: str) -> Response:
+        return json_response(broker.schema_compatibility(name, version, await json_body(limit)))
+
     async def get_schema(name: str, version: str) -> Response:
         return json_response(broker.schema(name, version))
 
@@ -57,7 +67,10 @@ def register(app: QuartTrio, broker: Broker) -> None:
     app.add_url_rule("/event-types/<name>", view_func=update_event_type, methods=["PUT"])
     app.add_url_rule("/event-types/<name>", view_func=delete_event_type, methods=["DELETE"])
     app.add_url_rule("/event-types/<name>/schemas", view_func=list_schemas, methods=["GET"])
+    app.add_url_rule("/event-types/<name>/schemas", view_func=add_schema, methods=["POST"])
     app.add_url_rule("/event-types/<name>/schemas/<version>", view_func=get_schema, methods=["GET"])
+    app.add_url_rule("/event-types/<name>/schemas/<version>/compatibility-check", view_func=check_compatibility,
+                     methods=["POST"])
     app.add_url_rule("/registry/partition-strategies", view_func=partition_strategies, methods=["GET"])
     app.add_url_rule("/registry/enrichment-strategies", view_func=enrichment_strategies, methods=["GET"])
 

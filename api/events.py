@@ -34,6 +34,10 @@ def register(app: QuartTrio, broker: Broker) -> None:
             return empty_response(200)
         return json_response(outcome.items, outcome.status)
 
+    async def publish_deletions(name: str) -> Response:
+        outcome = broker.publish_deletions(name, await read_json_body(limit))
+        return json_response(outcome.items, outcome.status)
+
     async def stream(name: str) -> Response:
         args = request.args
         params = parse_stream_params(
@@ -48,6 +52,7 @@ def register(app: QuartTrio, broker: Broker) -> None:
 
     app.add_url_rule("/event-types/<name>/events", view_func=publish, methods=["POST"])
     app.add_url_rule("/event-types/<name>/events", view_func=stream, methods=["GET"])
+    app.add_url_rule("/event-types/<name>/deleted-events", view_func=publish_deletions, methods=["POST"])
 
 
 async def _ended_cleanly(lines: AsyncIterator[bytes], name: str) -> AsyncIterator[bytes]:

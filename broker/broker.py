@@ -27,7 +27,7 @@ from .event_stream import event_stream
 from .event_types import EventTypeLimits
 from .metastore import Metastore
 from .partition_logs import PartitionLogs
-from .publishing import PublishOutcome, publish
+from .publishing import Item, PublishOutcome, eid_of, publish
 from .registry import Registry
 from .stream_params import StreamParams
 
@@ -113,6 +113,16 @@ class Broker:
             await self._registry.delete(name)
             await self._logs.delete(name)
 
+    async def add_schema(self, name: str, body: object) -> None:
+        async with self._registry.lock:
+            await self._registry.add_schema(name, body, _now())
+
+    def find_schema(self, name: str, body: object) -> dict:
+        return self._registry.find_schema(name, body)
+
+    def schema_compatibility(self, name: str, version: str, body: object) -> dict:
+        return self._registry.compatibility(name, version, body)
+
     def schemas(self, name: str, limit: int, offset: int) -> tuple[list[dict], int]:
         return self._registry.schemas(name, limit, offset)
 
@@ -129,6 +139,14 @@ class Broker:
             return await self._logs.append(name, partition, payloads)
         return await publish(runtime, events, append, flow_id=flow_id, published_by=published_by,
                              now_ms=_now_ms())
+
+    def publish_deletions(self, name: str, body: bytes) -> PublishOutcome:
+        """`deleted-events`: allowed for compacted event types only, and this
+        broker has none, so every event is aborted (422), as Nakadi answers
+        for a non-compacted type."""
+        self._registry.runtime(name)
+        events = parse_batch(body)
+        return PublishOutcome(422, [Item(eid_of(event)).to_json() for event in events])
 
     # -- partitions and cursors --------------------------------------------
 

@@ -34,6 +34,33 @@ def parse_event_type(body: Any) -> EventType:
     return _read(_FieldReader(body), stored=False)
 
 
+def parse_schema_body(body: Any) -> EventTypeSchema:
+    """The `{type, schema}` body of `POST /event-types/{name}/schemas`."""
+    reader = _FieldReader(body)
+    schema = _read_schema(reader, stored=False)
+    reader.raise_if_invalid()
+    assert schema is not None
+    return schema
+
+
+def schema_from_json(document: Any) -> EventTypeSchema:
+    """A stored schema version, as `to_json` wrote it."""
+    reader = _FieldReader(document)
+    schema = _read_schema(reader, stored=True)
+    reader.raise_if_invalid()
+    assert schema is not None
+    return schema
+
+
+def parse_schema_text_body(body: Any) -> str:
+    """The `{schema}` body of a compatibility check."""
+    reader = _FieldReader(body)
+    text = reader.string("schema", required=True)
+    reader.raise_if_invalid()
+    assert text is not None
+    return text
+
+
 def from_json(document: Any) -> EventType:
     """The inverse of `to_json`: a stored event type, times and version included."""
     return _read(_FieldReader(document), stored=True)

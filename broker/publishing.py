@@ -89,7 +89,7 @@ async def publish(target: PublishTarget, events: list[dict], append: Append, *, 
     """Run the pipeline over `events`, appending with `append(partition, payloads)`."""
     if not events:
         return PublishOutcome(200)
-    items = [Item(_eid(event)) for event in events]
+    items = [Item(eid_of(event)) for event in events]
     payloads = _phase(items, Step.VALIDATING, events, lambda i, event: _validated(target, event))
     if payloads is None:
         return PublishOutcome(422, [item.to_json() for item in items])
@@ -164,7 +164,8 @@ async def _append_all(items: list[Item], partitions: list[str], payloads: list[b
     return PublishOutcome(207, [item.to_json() for item in items])
 
 
-def _eid(event: dict) -> str:
+def eid_of(event: dict) -> str:
+    """The `metadata.eid` of an event, or "" when it has none."""
     metadata = event.get("metadata")
     eid = metadata.get("eid") if isinstance(metadata, dict) else None
     return eid if isinstance(eid, str) else ""

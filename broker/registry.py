@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import datetime
 import random
+from dataclasses import replace
 
 import orjson
 import trio
 
 from . import event_types as et_rules
-from .errors import ConflictError, InvalidRequestError, NotFoundError
-from .event_type_json import from_json, parse_event_type, to_json
-from .event_types import EventType, EventTypeLimits
+from .errors import ConflictError, InvalidRequestError, NotFoundError, UnprocessableError
+from .event_type_json import (from_json, parse_event_type, parse_schema_body, parse_schema_text_body,
+                              schema_from_json, to_json)
+from .event_types import CleanupPolicy, EventType, EventTypeLimits
 from .event_validation import Validator
 from .metastore import Metastore, SchemaRow
 from .partitioning import PartitioningError, choose_partition
@@ -87,6 +89,7 @@ class Registry:
     async def create(self, body: object, now: datetime.datetime) -> EventTypeRuntime:
         """Check and store a new event type (the caller holds `lock`)."""
         event_type = et_rules.check_create(parse_event_type(body), now=now, limits=self._limits)
+        _check_supported(event_type)
         if event_type.name in self._runtimes:
             raise ConflictError(f"EventType with name {event_type.name} already exists (or wasn't completely "
                                 "removed yet)")
@@ -102,6 +105,7 @@ class Registry:
         """Check and store a new definition of `name` (the caller holds `lock`)."""
         old = self.runtime(name).event_type
         new = et_rules.check_update(old, parse_event_type(body), now=now, limits=self._limits)
+        _check_supported(new)
         runtime = EventTypeRuntime(new, self._limits)
         schema = _schema_row(new) if new.schema.version != old.schema.version else None
         await trio.to_thread.run_sync(self._metastore.update_event_type, name, _document(new), schema)
@@ -113,6 +117,46 @@ class Registry:
         self.runtime(name)
         await trio.to_thread.run_sync(self._metastore.delete_event_type, name)
         del self._runtimes[name]
+
+    async def add_schema(self, name: str, body: object, now: datetime.datetime) -> None:
+        """A new schema version for `name`, as an update changing only the
+        schema; nothing is stored when the schema did not change (the
+        caller holds `lock`)."""
+        old = self.runtime(name).event_type
+        candidate = replace(old, schema=parse_schema_body(body))
+        new = et_rules.check_update(old, candidate, now=now, limits=self._limits)
+        if new.schema.version != old.schema.version:
+            await trio.to_thread.run_sync(self._metastore.update_event_type, name, _document(new), _schema_row(new))
+            self._runtimes[name] = EventTypeRuntime(new, self._limits)
+
+    def find_schema(self, name: str, body: object) -> dict:
+        """The newest stored version whose schema equals the one in `body` (as JSON)."""
+        self.runtime(name)
+        wanted = parse_schema_body(body)
+        try:
+            wanted_json = orjson.loads(wanted.schema)
+        except orjson.JSONDecodeError as e:
+            raise UnprocessableError(f"schema is not valid JSON: {e}") from e
+        for row in reversed(self._metastore.all_schemas(name)):
+            stored = orjson.loads(row.definition)
+            if stored["type"] == wanted.type.value and orjson.loads(stored["schema"]) == wanted_json:
+                return stored
+        raise NotFoundError(f"schema is not found for {name}")
+
+    def compatibility(self, name: str, version: str, body: object) -> dict:
+        """Whether the schema in `body` could follow `version` (or `latest`)
+        under the event type's compatibility mode; nothing is stored."""
+        current = self.runtime(name).event_type
+        base = current if version == "latest" else replace(current, schema=schema_from_json(self.schema(name, version)))
+        candidate = replace(base, schema=replace(base.schema, schema=parse_schema_text_body(body)))
+        answer: dict[str, object] = {"compatible": True, "compatibility_mode": current.compatibility_mode.value}
+        try:
+            et_rules.check_update(base, candidate, now=base.updated_at or datetime.datetime.now(datetime.UTC),
+                                  limits=self._limits)
+        except UnprocessableError as e:
+            answer.update(compatible=False, error=e.detail)
+        answer["validated_against_version"] = base.schema.version
+        return answer
 
     def schemas(self, name: str, limit: int, offset: int) -> tuple[list[dict], int]:
         self.runtime(name)
@@ -134,6 +178,14 @@ class Registry:
         if row is None:
             raise NotFoundError(f"Version {version} not found for event type {name}")
         return orjson.loads(row.definition)
+
+
+def _check_supported(event_type: EventType) -> None:
+    """Refuse what Nakadi has and this broker does not do, rather than
+    accept it and behave differently."""
+    if event_type.cleanup_policy is not CleanupPolicy.DELETE:
+        raise UnprocessableError(f"cleanup_policy {event_type.cleanup_policy.value} is not supported by this broker: "
+                                 "log compaction is not implemented, events are removed by retention only")
 
 
 def _lists_writer(event_type: EventType, writer: str) -> bool:

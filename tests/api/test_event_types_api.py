@@ -81,3 +81,28 @@ async def test_event_types_registry_lists(client):
     assert await (await client.get("/registry/partition-strategies")).get_json() == ["hash", "user_defined",
                                                                                       "random"]
     assert await (await client.get("/registry/enrichment-strategies")).get_json() == ["metadata_enrichment"]
+
+
+async def test_event_types_add_schema_version_fetch_and_compatibility_check(client):
+    await create(client, business_type())
+    wider = dict(SCHEMA, properties=dict(SCHEMA["properties"], note={"type": "string"}))
+    body = {"type": "json_schema", "schema": json.dumps(wider)}
+    assert (await client.post("/event-types/order.created/schemas", json=body)).status_code == 200
+    assert (await (await client.get("/event-types/order.created")).get_json())["schema"]["version"] == "1.1.0"
+    again = await client.post("/event-types/order.created/schemas", json=body)
+    assert again.status_code == 200
+    assert (await (await client.get("/event-types/order.created")).get_json())["schema"]["version"] == "1.1.0"
+    fetched = await client.post("/event-types/order.created/schemas?fetch=true",
+                                json={"type": "json_schema", "schema": json.dumps(SCHEMA, indent=2)})
+    assert (await fetched.get_json())["version"] == "1.0.0"
+    missing = await client.post("/event-types/order.created/schemas?fetch=true",
+                                json={"type": "json_schema", "schema": "{\"type\": \"object\"}"})
+    assert missing.status_code == 404
+    narrowed = {"schema": json.dumps(dict(SCHEMA, properties={"order_id": {"type": "integer"}}))}
+    check = await (await client.post("/event-types/order.created/schemas/latest/compatibility-check",
+                                     json=narrowed)).get_json()
+    assert check["compatible"] is False and check["compatibility_mode"] == "forward" and check["error"]
+    assert check["validated_against_version"] == "1.1.0"
+    fine = await (await client.post("/event-types/order.created/schemas/1.0.0/compatibility-check",
+                                    json={"schema": json.dumps(wider)})).get_json()
+    assert fine == {"compatible": True, "compatibility_mode": "forward", "validated_against_version": "1.0.0"}

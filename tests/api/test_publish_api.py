@@ -102,3 +102,20 @@ async def test_publish_hash_partitioning_is_stable_per_key(client, broker):
             seen.setdefault(event["order_id"], set()).add(event["metadata"]["partition"])
             assert event["metadata"]["partition"] == str(partition)
     assert all(len(partitions) == 1 for partitions in seen.values()) and len(seen) == 3
+
+
+async def test_publish_deleted_events_are_refused_for_non_compacted_types(client, broker):
+    await setup(client)
+    event = business_event("a")
+    response = await client.post("/event-types/order.created/deleted-events", json=[event])
+    assert response.status_code == 422
+    assert await response.get_json() == [{"eid": event["metadata"]["eid"], "partition": None,
+                                          "publishing_status": "aborted", "step": "none", "detail": ""}]
+    assert await read_partition(broker, "order.created") == []
+    assert (await client.post("/event-types/nope/deleted-events", json=[event])).status_code == 404
+
+
+async def test_publish_compacted_event_types_are_refused_clearly(client):
+    response = await client.post("/event-types", json=business_type(cleanup_policy="compact"))
+    assert response.status_code == 422
+    assert "compaction is not implemented" in (await response.get_json())["detail"]
