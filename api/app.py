@@ -22,7 +22,7 @@ from broker.errors import BrokerError
 
 from . import event_types, events, partitions
 from .problems import broker_problem, problem
-from .wire import FLOW_ID, flow_id
+from .wire import FLOW_ID, flow_id, refuse_encoding_without_post
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ def create_app(broker: Broker, *, request_bytes_max: int = 16 * 1024 * 1024) -> 
     app.add_url_rule("/health", view_func=health, methods=["GET"])
     for module in (event_types, events, partitions):
         module.register(app, broker)
+    app.before_request(refuse_encoding_without_post)
     app.after_request(_add_flow_id)
     app.register_error_handler(BrokerError, _broker_problem)
     app.register_error_handler(HTTPException, _http_problem)

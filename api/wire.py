@@ -28,15 +28,23 @@ def flow_id() -> str:
 
 async def read_body(limit_bytes: int) -> bytes:
     """The request body, inflated if gzipped, at most `limit_bytes`."""
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding != "identity" and request.method != "POST":
-        raise NotAcceptable("Content-Encoding is only accepted on POST requests")
+    encoding = content_encoding()
     if encoding not in ("identity", "gzip"):
         raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; use gzip or none")
     data = await request.get_data(cache=False)
     if encoding == "gzip":
         data = _gunzip(data, limit_bytes)
     return data
+
+
+def content_encoding() -> str:
+    return request.headers.get("Content-Encoding", "identity").strip().lower()
+
+
+async def refuse_encoding_without_post() -> None:
+    """Nakadi accepts `Content-Encoding` on POST only: 406 elsewhere."""
+    if content_encoding() != "identity" and request.method != "POST":
+        raise NotAcceptable("Content-Encoding is only accepted on POST requests")
 
 
 async def read_json_body(limit_bytes: int) -> bytes:

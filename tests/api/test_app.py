@@ -69,3 +69,11 @@ async def test_app_flow_id_is_generated_when_absent(client):
     first, second = [(await client.get("/health")).headers["X-Flow-Id"] for _ in range(2)]
     assert re.fullmatch(r"[0-9a-zA-Z]{24}", first)
     assert first != second
+
+
+async def test_app_content_encoding_is_refused_on_anything_but_post(client):
+    response = await client.get("/health", headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 406 and response.mimetype == "application/problem+json"
+    response = await client.post("/event-types", data=b"x", headers={"Content-Encoding": "br",
+                                                                      "Content-Type": "application/json"})
+    assert response.status_code == 415
