@@ -13,7 +13,12 @@ import zlib
 
 import orjson
 from quart import Response, g, request
-from werkzeug.exceptions import BadRequest, NotAcceptable, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.exceptions import (
+    BadRequest,
+    NotAcceptable,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+)
 
 JSON_TYPES = frozenset({"application/json", ""})
 FLOW_ID = "X-Flow-Id"

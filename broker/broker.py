@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import trio
 
-from . import cursors
-from .config import StorageConfig
 from storage import StorageError
 
+from . import cursors
+from .config import StorageConfig
 from .errors import UnavailableError
 from .event_json import parse_batch
 from .event_stream import event_stream

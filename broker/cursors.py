@@ -40,7 +40,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from .errors import InvalidRequestError, NotFoundError, PreconditionFailedError, UnprocessableError
+from .errors import (
+    InvalidRequestError,
+    NotFoundError,
+    PreconditionFailedError,
+    UnprocessableError,
+)
 
 __all__ = [
     "BEGIN", "OFFSET_DIGITS", "OFFSET_PREFIX", "Begin", "Cursor", "CursorProblem", "InvalidCursor",

@@ -21,9 +21,23 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from .errors import InvalidRequestError, UnprocessableError
-from .event_types import (NAME_LENGTH_MAX, NAME_PATTERN, Audience, Authorization, AuthorizationAttribute, Category,
-                          CleanupPolicy, CompatibilityMode, EnrichmentStrategy, EventType, EventTypeSchema,
-                          OwnerSelector, OwnerSelectorType, SchemaType, Statistic)
+from .event_types import (
+    NAME_LENGTH_MAX,
+    NAME_PATTERN,
+    Audience,
+    Authorization,
+    AuthorizationAttribute,
+    Category,
+    CleanupPolicy,
+    CompatibilityMode,
+    EnrichmentStrategy,
+    EventType,
+    EventTypeSchema,
+    OwnerSelector,
+    OwnerSelectorType,
+    SchemaType,
+    Statistic,
+)
 
 _LABEL_VALUE = re.compile(r"([a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?)?", re.ASCII)
 

@@ -16,9 +16,20 @@ import orjson
 import trio
 
 from . import event_types as et_rules
-from .errors import ConflictError, InvalidRequestError, NotFoundError, UnprocessableError
-from .event_type_json import (from_json, parse_event_type, parse_schema_body, parse_schema_text_body,
-                              schema_from_json, to_json)
+from .errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    UnprocessableError,
+)
+from .event_type_json import (
+    from_json,
+    parse_event_type,
+    parse_schema_body,
+    parse_schema_text_body,
+    schema_from_json,
+    to_json,
+)
 from .event_types import CleanupPolicy, EventType, EventTypeLimits
 from .event_validation import Validator
 from .metastore import Metastore, SchemaRow

@@ -27,7 +27,13 @@ from typing import Any
 
 from .errors import UnprocessableError
 from .event_validation import Validator, compile_schema, failures, first_line
-from .schema_shapes import COMBINERS, SchemaShapeError, defines_property, read_shape, walk
+from .schema_shapes import (
+    COMBINERS,
+    SchemaShapeError,
+    defines_property,
+    read_shape,
+    walk,
+)
 
 _UUID_PATTERN = "^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}$"
 _OBJECT_KEYWORDS = ("properties", "required", "minProperties", "maxProperties")

@@ -7,7 +7,6 @@ import re
 from quart import Response
 
 
-
 async def body(response: Response) -> dict:
     return json.loads(await response.get_data())
 

@@ -8,7 +8,14 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given
 
-from broker.batching import Batch, Batcher, EndReason, batch_line, batch_lines, cursor_json
+from broker.batching import (
+    Batch,
+    Batcher,
+    EndReason,
+    batch_line,
+    batch_lines,
+    cursor_json,
+)
 from broker.cursors import format_offset
 from broker.errors import InvalidRequestError, UnprocessableError
 from broker.stream_params import StreamParams, parse_stream_params

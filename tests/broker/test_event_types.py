@@ -11,9 +11,20 @@ from hypothesis import strategies as st
 
 from broker.errors import InvalidRequestError, UnprocessableError
 from broker.event_type_json import from_json, parse_event_type, to_json
-from broker.event_types import (Audience, Category, CleanupPolicy, CompatibilityMode, EnrichmentStrategy,
-                                EventTypeLimits, Statistic, check_create, check_update, event_validator,
-                                is_valid_name, partition_count)
+from broker.event_types import (
+    Audience,
+    Category,
+    CleanupPolicy,
+    CompatibilityMode,
+    EnrichmentStrategy,
+    EventTypeLimits,
+    Statistic,
+    check_create,
+    check_update,
+    event_validator,
+    is_valid_name,
+    partition_count,
+)
 
 NOW = datetime(2024, 4, 11, 10, 15, 30, 123456, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
