@@ -125,7 +125,7 @@ async def _serve(config: Config, broker: Broker, ready_file: Path | None) -> Non
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
             async def server(task_status: trio.TaskStatus[list[str]]) -> None:
-                await hypercorn_serve(app, hypercorn_config, shutdown_trigger=partial(_wait_for_stop, signals),
+                await hypercorn_serve(app, hypercorn_config, shutdown_trigger=partial(_wait_for_stop, signals, broker),
                                       task_status=task_status)
                 nursery.cancel_scope.cancel()
             try:
@@ -146,10 +146,13 @@ def _hypercorn_config(server: ServerConfig) -> HypercornConfig:
     return hypercorn_config
 
 
-async def _wait_for_stop(signals: trio.abc.ReceiveChannel[int]) -> None:
-    """Return at the first stop signal, which starts Hypercorn's graceful shutdown."""
+async def _wait_for_stop(signals: trio.abc.ReceiveChannel[int], broker: Broker) -> None:
+    """Return at the first stop signal, which starts Hypercorn's graceful
+    shutdown, once open streams were told to end (cleanly, with their last
+    chunk) so the shutdown does not have to cut them."""
     async for signum in signals:
         log.info("%s received, shutting down", signal.Signals(signum).name)
+        broker.end_streams()
         return
 
 

@@ -70,6 +70,10 @@ class Broker:
             raise UnavailableError(f"cannot open the partition logs: {e}") from e
         return cls(config, metastore, registry, logs)
 
+    def end_streams(self) -> None:
+        """Make every open stream end now, as at shutdown; no new stream starts."""
+        self._logs.end_streams()
+
     def close(self) -> None:
         self._logs.close_all()
         self._metastore.close()
@@ -175,6 +179,8 @@ class Broker:
     def open_stream(self, name: str, cursors_header: str | None, params: StreamParams) -> AsyncIterator[bytes]:
         """Check the start cursors (400/404/412) and return the stream's lines."""
         self._registry.runtime(name)
+        if self._logs.streams_ended:
+            raise UnavailableError("the server is shutting down")
         starts = cursors.stream_start(name, self._logs.all_bounds(name), cursors_header)
         return event_stream(self._logs, name, starts, params)
 

@@ -6,6 +6,8 @@ buffer without bound: the generator is suspended while the HTTP layer
 waits for the socket, and nothing is read meanwhile. Every batch that is
 due at a tick goes out as one chunk of lines. With nothing to read, it
 sleeps until a publish to the event type wakes it or the next timer fires.
+It ends when a rule of the batcher says so, when the event type is
+deleted, or when the server shuts down.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ async def event_stream(logs: PartitionLogs, name: str, starts: dict[int, int],
         batches = batcher.tick(trio.current_time())
         if batches:
             yield batch_lines(batches)
-        if batcher.end_reason is not None or not logs.has(name):
+        if batcher.end_reason is not None or not logs.has(name) or logs.streams_ended:
             return
         if not read:
             with trio.move_on_after(batcher.next_wakeup(trio.current_time())):

@@ -43,6 +43,7 @@ class PartitionLogs:
         self._recover = recover
         self._logs: dict[str, list[PartitionLog]] = {}
         self._appended: dict[str, trio.Event] = {}
+        self.streams_ended = False
 
     # -- lifecycle (start-up and shutdown run before/after serving) ----------
 
@@ -95,8 +96,15 @@ class PartitionLogs:
         return name in self._logs
 
     def appended(self, name: str) -> trio.Event:
-        """An event set at the next acknowledged append to `name` (or its deletion)."""
+        """An event set at the next acknowledged append to `name`, its
+        deletion, or when streams must end."""
         return self._appended.setdefault(name, trio.Event())
+
+    def end_streams(self) -> None:
+        """Tell every stream to end (`streams_ended`) and wake them all."""
+        self.streams_ended = True
+        for name in list(self._appended):
+            self._notify(name)
 
     def _notify(self, name: str) -> None:
         event = self._appended.pop(name, None)

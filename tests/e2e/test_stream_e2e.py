@@ -2,6 +2,7 @@
 rules, headers before the first batch, and its errors."""
 
 import json
+import signal
 
 import httpx
 import pytest
@@ -94,3 +95,15 @@ def test_stream_refuses_bad_cursors_and_limits_with_problems(client, query, head
 def test_stream_of_unknown_event_type_is_404(client):
     response = client.get("/event-types/nope/events")
     assert response.status_code == 404
+
+
+def test_stream_ends_cleanly_when_the_server_shuts_down(client, server):
+    client.post("/event-types", json=business_type())
+    with client.stream("GET", "/event-types/order.created/events?batch_flush_timeout=1") as response:
+        lines = response.iter_lines()
+        assert next(lines) == '{"cursor":{"partition":"0","offset":"001-0001--1"}}'
+        server.process.send_signal(signal.SIGTERM)
+        rest = list(lines)
+    assert all(line == '{"cursor":{"partition":"0","offset":"001-0001--1"}}' for line in rest)
+    _, stderr = server.process.communicate(timeout=10)
+    assert server.process.returncode == 0, stderr
