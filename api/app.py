@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import secrets
 
+import trio
+from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
 from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -39,6 +41,28 @@ def create_app(broker: Broker, *, request_bytes_max: int = 16 * 1024 * 1024) -> 
     app.register_error_handler(InternalServerError, _unexpected)
     app.register_error_handler(Exception, _unexpected)
     return app
+
+
+def shield_last_send(app: QuartTrio) -> ASGIFramework:
+    """The app as Hypercorn should call it: the last message of a response
+    sent under a shield.
+
+    Hypercorn closes the connection inside that last `send` and queues
+    `http.disconnect` for the app, which makes quart-trio cancel the
+    request's tasks, interrupting the close half-way: a response sent
+    before its request body was read (415, 413 from Content-Length) or
+    with `Connection: close` would leave the socket open and the client
+    waiting. Shielding that one send lets the close finish.
+    """
+    async def asgi(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        async def send_last_shielded(message: ASGISendEvent) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                with trio.CancelScope(shield=True):
+                    await send(message)
+            else:
+                await send(message)
+        await app(scope, receive, send_last_shielded)
+    return asgi
 
 
 async def health() -> Response:

@@ -31,7 +31,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from broker.broker import Broker, BrokerConfig
 from broker.errors import BrokerError
 
-from .app import create_app
+from .app import create_app, shield_last_send
 from .config import Config, ConfigError, ServerConfig, default_config_file, load_config
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def _run(config: Config, ready_file: Path | None) -> None:
 
 async def _serve(config: Config, broker: Broker, ready_file: Path | None) -> None:
     hypercorn_config = _hypercorn_config(config.server)
-    app = create_app(broker, request_bytes_max=config.server.request_bytes_max)
+    app = shield_last_send(create_app(broker, request_bytes_max=config.server.request_bytes_max))
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
             async def server(task_status: trio.TaskStatus[list[str]]) -> None:

@@ -3,31 +3,36 @@ encoding events are stored and served in.
 
 orjson parses and encodes (fast, strict: it rejects NaN and Infinity,
 invalid UTF-8 and lone surrogates, and nesting past 1024 levels). It turns
-integers beyond 64 bits into floats, though, so a body holding a run of 19
-or more digits is parsed again with the standard library, which keeps
-every integer exactly; encoding falls back the same way.
+integers beyond 64 bits into floats, though (and refuses those beyond a
+double), so a body holding a run of 19 or more digits is checked by orjson
+with those runs replaced by `0` (the syntax is unchanged) and then parsed
+with the standard library, which keeps every integer exactly. Integers of
+more than 4300 digits (Python's conversion limit) are refused with 422;
+encoding falls back to the standard library the same way.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import orjson
 
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, UnprocessableError
 
-_LONG_DIGITS = re.compile(rb"\d{19}")
+_LONG_DIGITS = re.compile(rb"\d{19,}")
 PARSE_ERROR = "Error occurred when parsing event(s). "
 
 
 def parse_batch(body: bytes) -> list[dict]:
     """The events of a publish body: a JSON array of JSON objects, else 400."""
+    exact = _LONG_DIGITS.search(body) is not None
     try:
-        value = orjson.loads(body)
-        if _LONG_DIGITS.search(body):
-            value = json.loads(body)
-    except (orjson.JSONDecodeError, RecursionError, ValueError) as e:
+        value = orjson.loads(_LONG_DIGITS.sub(b"0", body) if exact else body)
+        if exact:
+            value = _parse_exactly(body)
+    except (orjson.JSONDecodeError, RecursionError) as e:
         raise InvalidRequestError(PARSE_ERROR + _reason(e)) from e
     if not isinstance(value, list):
         raise InvalidRequestError(PARSE_ERROR + "The body must be a JSON array of events.")
@@ -35,6 +40,22 @@ def parse_batch(body: bytes) -> list[dict]:
         if not isinstance(event, dict):
             raise InvalidRequestError(PARSE_ERROR + f"Event at index {i} is not a JSON object.")
     return value
+
+
+def _parse_exactly(body: bytes) -> object:
+    try:
+        return json.loads(body, parse_float=_finite_float)
+    except json.JSONDecodeError as e:
+        raise InvalidRequestError(PARSE_ERROR + str(e)) from e
+    except ValueError as e:
+        raise UnprocessableError(f"A number in the batch is out of range: {e}") from e
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise json.JSONDecodeError("number is infinity when parsed as double", text, 0)
+    return number
 
 
 def encode(value: object) -> bytes:

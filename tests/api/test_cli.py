@@ -3,67 +3,25 @@ found through its ready file, spoken to over real HTTP, stopped by signal."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-NAKADI = Path(sys.executable).with_name("nakadi")
-START_SECONDS = 15
-STOP_SECONDS = 10
+from tests.server import NAKADI, START_SECONDS, Server, own_environment, start_server
 
 pytestmark = pytest.mark.slow
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[str]
-    url: str
-    data_dir: Path
-
-    def stop(self, signum: int) -> tuple[int, str, str]:
-        self.process.send_signal(signum)
-        stdout, stderr = self.process.communicate(timeout=STOP_SECONDS)
-        return self.process.returncode, stdout, stderr
-
-
-def own_environment() -> dict[str, str]:
-    """This environment without NAKADI_ variables, which would configure the server under test."""
-    return {name: value for name, value in os.environ.items() if not name.startswith("NAKADI_")}
-
-
-def start(cwd: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([str(NAKADI), "serve", *args], cwd=cwd, env=own_environment(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def wait_for_ready_file(process: subprocess.Popen[str], path: Path) -> str:
-    deadline = time.monotonic() + START_SECONDS
-    while not path.exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"no {path} after {START_SECONDS} s"
-        time.sleep(0.02)
-    return path.read_text().strip()
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    data_dir, ready = tmp_path / "data", tmp_path / "ready"
-    process = start(tmp_path, "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir),
-                    "--ready-file", str(ready))
-    try:
-        yield Server(process, wait_for_ready_file(process, ready), data_dir)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=STOP_SECONDS)
+    server = start_server(tmp_path, tmp_path / "data")
+    yield server
+    if server.process.poll() is None:
+        server.kill()
 
 
 def run_to_exit(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -73,7 +31,7 @@ def run_to_exit(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_serve_answers_over_http_and_stops_cleanly_on_sigterm(server, tmp_path):
     assert server.url.startswith("http://127.0.0.1:")
-    assert not (tmp_path / "ready.tmp").exists()
+    assert not list(tmp_path.glob("*.tmp"))
     with httpx.Client(base_url=server.url, trust_env=False, timeout=5) as client:
         health = client.get("/health", headers={"X-Flow-Id": "e2e-flow"})
         missing = client.get("/no/such/route")

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.errors import InvalidRequestError
+from broker.errors import InvalidRequestError, UnprocessableError
 from broker.event_json import encode, parse_batch
 
 
@@ -57,3 +57,23 @@ json_values = st.recursive(
 def test_event_json_parse_of_encoded_events_is_identity(events):
     body = b"[" + b",".join(encode(e) for e in events) + b"]"
     assert parse_batch(body) == events
+
+
+@pytest.mark.parametrize("digits", [309, 400, 4300])
+def test_event_json_integers_beyond_a_double_are_kept_exactly(digits):
+    number = int("9" * digits)
+    events = parse_batch(b'[{"n": %d}]' % number)
+    assert events[0]["n"] == number and encode(events[0]) == b'{"n":%d}' % number
+
+
+def test_event_json_integers_beyond_the_conversion_limit_are_422():
+    with pytest.raises(UnprocessableError, match="out of range"):
+        parse_batch(b'[{"n": %s}]' % (b"9" * 5000))
+
+
+@pytest.mark.parametrize("body", [b'[{"n": 1e400, "m": 12345678901234567890}]',
+                                  b'[{"s": "\\ud800", "m": 12345678901234567890}]',
+                                  b'[{"n": NaN, "m": 12345678901234567890}]'])
+def test_event_json_exact_path_is_as_strict_as_orjson(body):
+    with pytest.raises(InvalidRequestError):
+        parse_batch(body)
