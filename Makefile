@@ -20,7 +20,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python bench/storage_bench.py
+	$(BIN)/python bench/storage_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/publish_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/stream_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -4,12 +4,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_bench_storage_quick_run_prints_its_table():
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "storage_bench.py"), "--quick", "--rounds", "1"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "bars:" in result.stdout and "group commit, 16 thread(s)" in result.stdout
-    assert not (ROOT / ".bench-tmp").exists() or not any((ROOT / ".bench-tmp").iterdir())
+@pytest.mark.slow
+@pytest.mark.parametrize(("script", "expected"), [
+    ("storage_bench.py", "group commit, 16 thread(s)"),
+    ("publish_bench.py", "publish batch=100"),
+    ("stream_bench.py", "stream batch_limit=1"),
+])
+def test_bench_quick_run_prints_its_table(script, expected):
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick", "--rounds", "1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "bars:" in result.stdout and expected in result.stdout, result.stdout[-2000:]
