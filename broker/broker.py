@@ -142,7 +142,7 @@ class Broker:
         async def append(partition: int, payloads: list[bytes]) -> int:
             return await self._logs.append(name, partition, payloads)
         return await publish(runtime, events, append, flow_id=flow_id, published_by=published_by,
-                             now_ms=_now_ms())
+                             now_ms=_now_ms(), body_bytes=len(body))
 
     def publish_deletions(self, name: str, body: bytes) -> PublishOutcome:
         """`deleted-events`: allowed for compacted event types only, and this

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import trio
 
@@ -27,7 +27,6 @@ from .enrichment import enrich, received_at
 from .errors import BrokerError, InsufficientStorageError
 
 EVENT_BYTES_MAX = 999_000
-T = TypeVar("T")
 
 
 class Step(enum.Enum):
@@ -85,83 +84,99 @@ class PublishOutcome:
 
 
 async def publish(target: PublishTarget, events: list[dict], append: Append, *, flow_id: str,
-                  published_by: str, now_ms: int) -> PublishOutcome:
-    """Run the pipeline over `events`, appending with `append(partition, payloads)`."""
+                  published_by: str, now_ms: int, body_bytes: int) -> PublishOutcome:
+    """Run the pipeline over `events` (parsed from `body_bytes` bytes),
+    appending with `append(partition, payloads)`."""
     if not events:
         return PublishOutcome(200)
-    items = [Item(eid_of(event)) for event in events]
-    payloads = _phase(items, Step.VALIDATING, events, lambda i, event: _validated(target, event))
-    if payloads is None:
-        return PublishOutcome(422, [item.to_json() for item in items])
-    partitions = _phase(items, Step.PARTITIONING, events, lambda i, event: target.partition_of(event))
-    if partitions is None:
-        return PublishOutcome(422, [item.to_json() for item in items])
-    for item, partition in zip(items, partitions):
-        item.partition = partition
-    if target.category != "undefined":
-        stamp = received_at(now_ms)
-
-        def enriched(i: int, event: dict) -> bytes:
-            enrich(event, event_type=target.name, partition=partitions[i], version=target.version,
-                   published_by=published_by, flow_id=flow_id, received_at_text=stamp)
-            return event_json.encode(event)
-        payloads = _phase(items, Step.ENRICHING, events, enriched)
-        if payloads is None:
-            return PublishOutcome(422, [item.to_json() for item in items])
-    return await _append_all(items, partitions, payloads, append)
-
-
-def _phase(items: list[Item], step: Step, events: list[dict], work: Callable[[int, dict], T]) -> list[T] | None:
-    """`work` on every event in order; None (items marked) at the first failure."""
-    results = []
-    for i, (event, item) in enumerate(zip(events, items)):
-        item.step = step
+    # Compact re-encoding grows a JSON text less than 5 times (1e15 becomes
+    # 1000000000000000.0), so below this no event can be too large.
+    sizes_checked = body_bytes * 5 > EVENT_BYTES_MAX
+    undefined = target.category == "undefined"
+    payloads: list[bytes] = []
+    for i, event in enumerate(events):
+        problem = target.validate(event)
+        if problem is None and (undefined or sizes_checked):
+            problem = _encoded(event, payloads, check_size=sizes_checked)
+        if problem is not None:
+            return _rejected(events, Step.VALIDATING, i, problem, [])
+    partitions: list[str] = []
+    for i, event in enumerate(events):
         try:
-            results.append(work(i, event))
+            partitions.append(target.partition_of(event))
         except ItemFailure as failure:
-            item.status, item.detail = "failed", failure.detail
-            return None
-    return results
+            return _rejected(events, Step.PARTITIONING, i, failure.detail, partitions)
+    if not undefined:
+        payloads = []
+        stamp = received_at(now_ms)
+        for i, (event, partition) in enumerate(zip(events, partitions, strict=True)):
+            enrich(event, event_type=target.name, partition=partition, version=target.version,
+                   published_by=published_by, flow_id=flow_id, received_at_text=stamp)
+            problem = _encoded(event, payloads, check_size=False)
+            if problem is not None:
+                return _rejected(events, Step.ENRICHING, i, problem, partitions)
+    return await _append_all(events, partitions, payloads, append)
 
 
-def _validated(target: PublishTarget, event: dict) -> bytes:
-    problem = target.validate(event)
-    if problem is not None:
-        raise ItemFailure(problem)
+def _encoded(event: dict, payloads: list[bytes], *, check_size: bool) -> str | None:
+    """Append the event's compact JSON to `payloads`, or say why it cannot be stored."""
     try:
         payload = event_json.encode(event)
     except ValueError as e:
-        raise ItemFailure(str(e)) from e
-    if len(payload) > EVENT_BYTES_MAX:
-        raise ItemFailure(f"Event too large: {len(payload)} bytes, max size is {EVENT_BYTES_MAX} bytes")
-    return payload
+        return str(e)
+    if check_size and len(payload) > EVENT_BYTES_MAX:
+        return f"Event too large: {len(payload)} bytes, max size is {EVENT_BYTES_MAX} bytes"
+    payloads.append(payload)
+    return None
 
 
-async def _append_all(items: list[Item], partitions: list[str], payloads: list[bytes],
+_STEP_BEFORE = {Step.VALIDATING: Step.NONE, Step.PARTITIONING: Step.VALIDATING, Step.ENRICHING: Step.PARTITIONING}
+
+
+def _rejected(events: list[dict], step: Step, failed: int, detail: str, partitions: list[str]) -> PublishOutcome:
+    """422: the event at `failed` failed at `step`; those before it are
+    aborted at `step`, those after at the step they had reached."""
+    items = []
+    for i, event in enumerate(events):
+        item = Item(eid_of(event), step if i <= failed else _STEP_BEFORE[step],
+                    partition=partitions[i] if i < len(partitions) else None)
+        if i == failed:
+            item.status, item.detail = "failed", detail
+        items.append(item.to_json())
+    return PublishOutcome(422, items)
+
+
+async def _append_all(events: list[dict], partitions: list[str], payloads: list[bytes],
                       append: Append) -> PublishOutcome:
-    groups: dict[str, list[int]] = {}
-    for i, partition in enumerate(partitions):
-        groups.setdefault(partition, []).append(i)
+    groups: dict[str, list[bytes]] = {}
+    for partition, payload in zip(partitions, payloads, strict=True):
+        groups.setdefault(partition, []).append(payload)
     failures: dict[str, BrokerError] = {}
 
-    async def append_group(partition: str, indexes: list[int]) -> None:
+    async def append_group(partition: str, group: list[bytes]) -> None:
         try:
-            await append(int(partition), [payloads[i] for i in indexes])
+            await append(int(partition), group)
         except BrokerError as e:
             failures[partition] = e
 
-    async with trio.open_nursery() as nursery:
-        for partition, indexes in groups.items():
-            nursery.start_soon(append_group, partition, indexes)
+    if len(groups) == 1:
+        [(partition, group)] = groups.items()
+        await append_group(partition, group)
+    else:
+        async with trio.open_nursery() as nursery:
+            for partition, group in groups.items():
+                nursery.start_soon(append_group, partition, group)
     if not failures:
         return PublishOutcome(200)
     if len(failures) == len(groups) and all(isinstance(e, InsufficientStorageError) for e in failures.values()):
         raise next(iter(failures.values()))
-    for item in items:
-        item.step = Step.PUBLISHING
-        failure = failures.get(item.partition or "")
+    items = []
+    for event, partition in zip(events, partitions, strict=True):
+        failure = failures.get(partition)
+        item = Item(eid_of(event), Step.PUBLISHING, partition=partition)
         item.status, item.detail = ("failed", failure.detail) if failure else ("submitted", "")
-    return PublishOutcome(207, [item.to_json() for item in items])
+        items.append(item.to_json())
+    return PublishOutcome(207, items)
 
 
 def eid_of(event: dict) -> str:

@@ -37,7 +37,9 @@ def event(eid, **extra):
 
 
 async def run(events, log, target=None):
-    return await publish(target or Target(), events, log.append, flow_id="FLOW", published_by="me", now_ms=0)
+    body_bytes = sum(len(repr(e)) for e in events)
+    return await publish(target or Target(), events, log.append, flow_id="FLOW", published_by="me", now_ms=0,
+                         body_bytes=body_bytes)
 
 
 async def test_publishing_valid_batch_is_200_enriched_compact_and_ordered_per_partition():
