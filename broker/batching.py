@@ -161,6 +161,27 @@ class Batcher:
         while self._bytes_pending > self._bytes_max:
             self._make_ready(max(self._partitions.values(), key=_pending_bytes))
 
+    def add_many(self, partition: str, first_offset: int, events: Sequence[bytes]) -> None:
+        """`add` of each of `events`, at consecutive offsets from
+        `first_offset`; while nothing is pending for the partition, whole
+        batches are cut by slicing instead of event by event."""
+        part = self._partitions[partition]
+        limit = self._batch_limit
+        i, n = 0, len(events)
+        while n - i >= limit and not part.events and self._end is None:
+            assert not self._stream_limit or self._events_read + limit <= self._stream_limit
+            offset = first_offset + i + limit - 1
+            assert offset - limit >= part.offset, (partition, offset, part.offset)
+            chunk = list(events[i:i + limit])
+            part.offset = offset
+            part.keep_alives = 0
+            self._events_read += limit
+            self._ready.append(Batch(partition, offset, chunk))
+            self._bytes_ready += sum(map(len, chunk))
+            i += limit
+        for j in range(i, n):
+            self.add(partition, first_offset + j, events[j])
+
     def wants_events(self) -> bool:
         """Whether `add` may be called: the stream goes on and `stream_limit`
         events have not all been read."""

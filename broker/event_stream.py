@@ -59,10 +59,10 @@ async def _read_available(logs: PartitionLogs, name: str, batcher: Batcher, next
         if offset >= logs.bounds(name, partition)[1]:
             continue
         limit = READ_RECORDS_MAX if unread is None else min(READ_RECORDS_MAX, unread - total)
-        records = await logs.read(name, partition, offset, limit, READ_BYTES_MAX)
+        runs = await logs.read_runs(name, partition, offset, limit, READ_BYTES_MAX)
         key = str(partition)
-        for record in records:
-            batcher.add(key, record.offset, record.payload)
-        total += len(records)
-        next_offsets[partition] = records[-1].offset + 1
+        for run in runs:
+            batcher.add_many(key, run.first_offset, run.payloads)
+            total += len(run.payloads)
+        next_offsets[partition] = runs[-1].end_offset
     return total

@@ -24,7 +24,7 @@ from storage import (
     LogConfig,
     OffsetOutOfRangeError,
     PartitionLog,
-    Record,
+    Run,
     StorageError,
 )
 
@@ -136,11 +136,12 @@ class PartitionLogs:
         self._notify(name)
         return appended.first_offset
 
-    async def read(self, name: str, partition: int, offset: int, max_records: int, max_bytes: int) -> list[Record]:
-        """Acknowledged records from `offset` on (see `PartitionLog.read`)."""
+    async def read_runs(self, name: str, partition: int, offset: int, max_records: int,
+                        max_bytes: int) -> list[Run]:
+        """Acknowledged records from `offset` on (see `PartitionLog.read_runs`)."""
         log = self._logs[name][partition]
         try:
-            return await trio.to_thread.run_sync(log.read, offset, max_records, max_bytes)
+            return await trio.to_thread.run_sync(log.read_runs, offset, max_records, max_bytes)
         except OffsetOutOfRangeError as e:
             raise PreconditionFailedError(str(e)) from e
         except StorageError as e:

@@ -21,9 +21,10 @@ from .log import LogConfig as LogConfig
 from .log import LogStatistics as LogStatistics
 from .log import PartitionLog as PartitionLog
 from .record import Record as Record
+from .record import Run as Run
 
 __all__ = [
     "Appended", "BatchTooLargeError", "CorruptLogError", "DiskFullError", "Durability", "FileIO",
     "LogClosedError", "LogConfig", "LogFailedError", "LogStatistics", "OffsetOutOfRangeError",
-    "PartitionLog", "Record", "RecoveryEvent", "RecoveryReport", "StorageError", "WriteFailedError",
+    "PartitionLog", "Record", "Run", "RecoveryEvent", "RecoveryReport", "StorageError", "WriteFailedError",
 ]

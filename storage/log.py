@@ -41,7 +41,7 @@ from .errors import LogClosedError, LogFailedError, OffsetOutOfRangeError, write
 from .fileio import FileIO
 from .index import ENTRY
 from .loader import RecoverMode, RecoveryReport, SegmentSettings, load_segments
-from .record import Record
+from .record import Record, Run
 from .segment import Segment
 
 Durability = Literal["always", "interval", "never"]
@@ -400,17 +400,22 @@ class PartitionLog:
     def read(self, offset: int, max_records: int = 1000, max_bytes: int = 1024 * 1024) -> list[Record]:
         """Acknowledged records from `offset` on, at most `max_records`, and
         stopping before `max_bytes` of payload unless that leaves none."""
+        return [record for run in self.read_runs(offset, max_records, max_bytes) for record in run.records()]
+
+    def read_runs(self, offset: int, max_records: int = 1000, max_bytes: int = 1024 * 1024) -> list[Run]:
+        """What `read` returns, as runs of consecutive payloads (one per
+        stored frame): the cheap form for streaming, no object per record."""
         if max_records < 1 or max_bytes < 1:
             raise ValueError("max_records and max_bytes must be positive")
-        records: list[Record] = []
-        total = 0
-        while len(records) < max_records and total < max_bytes:
+        runs: list[Run] = []
+        count = total = 0
+        while count < max_records and total < max_bytes:
             with self._lock:
                 if self._closed:
                     raise LogClosedError(f"{self.directory} is closed")
                 start, end = self._segments[0].base_offset, self._visible_end
                 if not start <= offset <= end:
-                    if records:
+                    if runs:
                         break
                     raise OffsetOutOfRangeError(offset, start, end)
                 if offset == end:
@@ -419,16 +424,17 @@ class PartitionLog:
                 end_position = self._visible_position if segment is self._segments[-1] else segment.size
                 segment.pin()
             try:
-                chunk = segment.read(offset, max_records - len(records), max(max_bytes - total, 1), end_position)
+                chunk = segment.read(offset, max_records - count, max(max_bytes - total, 1), end_position)
             finally:
                 with self._lock:
                     segment.unpin()
-            if not chunk or (records and total + len(chunk[0].payload) > max_bytes):
+            if not chunk or (runs and total + len(chunk[0].payloads[0]) > max_bytes):
                 break
-            records.extend(chunk)
-            total += sum(len(r.payload) for r in chunk)
-            offset = records[-1].offset + 1
-        return records
+            runs.extend(chunk)
+            count += sum(len(run.payloads) for run in chunk)
+            total += sum(sum(map(len, run.payloads)) for run in chunk)
+            offset = chunk[-1].end_offset
+        return runs
 
     def offset_at_or_after(self, ms: int) -> int:
         """The first retained offset received at or after `ms` (the end offset if none)."""

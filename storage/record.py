@@ -82,6 +82,22 @@ class Record(NamedTuple):
     payload: bytes
 
 
+class Run(NamedTuple):
+    """Records at consecutive offsets from `first_offset`, received together."""
+
+    first_offset: int
+    received_ms: int
+    payloads: list[bytes]
+
+    @property
+    def end_offset(self) -> int:
+        return self.first_offset + len(self.payloads)
+
+    def records(self) -> list[Record]:
+        first, ms = self.first_offset, self.received_ms
+        return [Record(first + i, ms, payload) for i, payload in enumerate(self.payloads)]
+
+
 def encode_segment_header(base_offset: int) -> bytes:
     return SEGMENT_HEADER.pack(SEGMENT_MAGIC, SEGMENT_VERSION, base_offset)
 
@@ -145,9 +161,3 @@ def frame_payloads(buffer: bytes | memoryview, frame: FrameInfo) -> list[bytes]:
     if not isinstance(payloads, list) or len(payloads) != frame.count or not all(type(p) is bytes for p in payloads):
         raise ValueError("frame body decodes to something other than its payload list")
     return payloads
-
-
-def frame_records(buffer: bytes | memoryview, frame: FrameInfo) -> list[Record]:
-    """The records of a frame that `parse_frame` accepted from `buffer`."""
-    first, ms = frame.first_offset, frame.received_ms
-    return [Record(first + i, ms, p) for i, p in enumerate(frame_payloads(buffer, frame))]

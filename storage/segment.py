@@ -7,11 +7,13 @@ durability and retention belong to `log.py`.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Final
 
 from .errors import BatchTooLargeError, CorruptLogError, write_failed
@@ -25,10 +27,10 @@ from .record import (
     SEGMENT_HEADER,
     BadFrame,
     FrameInfo,
-    Record,
+    Run,
     encode_frame,
     encode_segment_header,
-    frame_records,
+    frame_payloads,
     parse_frame,
 )
 
@@ -152,22 +154,27 @@ class Segment:
         self._last_indexed_position = self.index.entry(count - 1)[1] if count else None
         self.end_offset, self.size, self.first_ms, self.last_ms = end_offset, size, first_ms, last_ms
 
-    def read(self, offset: int, max_records: int, max_bytes: int, end_position: int) -> list[Record]:
-        """Records from `offset` on, stopping at `end_position`, `max_records`
-        or once `max_bytes` of payload are reached (at least one record)."""
-        records: list[Record] = []
-        total = 0
+    def read(self, offset: int, max_records: int, max_bytes: int, end_position: int) -> list[Run]:
+        """Records from `offset` on, as runs of consecutive records sharing a
+        frame, stopping at `end_position`, `max_records` or before `max_bytes`
+        of payload would be passed (but with at least one record)."""
+        runs: list[Run] = []
+        count = total = 0
         for buf, frame in self._frames(self._position_for(offset), end_position, max_bytes + FRAME_OVERHEAD):
-            for record in frame_records(buf, frame):
-                if record.offset < offset:
-                    continue
-                if records and (len(records) >= max_records or total + len(record.payload) > max_bytes):
-                    return records
-                records.append(record)
-                total += len(record.payload)
-            if len(records) >= max_records or total >= max_bytes:
+            if frame.end_offset <= offset:
+                continue
+            payloads = frame_payloads(buf, frame)
+            first = max(offset, frame.first_offset)
+            payloads = payloads[first - frame.first_offset:][: max_records - count]
+            sizes = list(accumulate(map(len, payloads)))
+            fit = bisect.bisect_right(sizes, max_bytes - total) or (0 if count else 1)
+            if fit:
+                runs.append(Run(first, frame.received_ms, payloads[:fit]))
+                count += fit
+                total += sizes[fit - 1]
+            if fit < len(payloads) or count >= max_records or total >= max_bytes:
                 break
-        return records
+        return runs
 
     def offset_at_or_after(self, ms: int, end_position: int) -> int | None:
         """The first offset received at or after `ms` in this segment, if any."""

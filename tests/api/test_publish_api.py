@@ -12,8 +12,8 @@ async def setup(client, **kwargs):
 
 
 async def read_partition(broker, name, partition=0):
-    records = await broker._logs.read(name, partition, 0, 1000, 1 << 20)
-    return [orjson.loads(r.payload) for r in records]
+    runs = await broker._logs.read_runs(name, partition, 0, 1000, 1 << 20)
+    return [orjson.loads(payload) for run in runs for payload in run.payloads]
 
 
 async def test_publish_valid_batch_is_200_empty_and_events_are_enriched(client, broker):
@@ -89,8 +89,8 @@ async def test_publish_big_integers_are_kept_exactly(client, broker):
     body = b'[{"n": 123456789012345678901234567890}]'
     response = await client.post("/event-types/raw/events", data=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 200
-    records = await broker._logs.read("raw", 0, 0, 10, 1 << 20)
-    assert records[0].payload == b'{"n":123456789012345678901234567890}'
+    runs = await broker._logs.read_runs("raw", 0, 0, 10, 1 << 20)
+    assert runs[0].payloads[0] == b'{"n":123456789012345678901234567890}'
 
 
 async def test_publish_hash_partitioning_is_stable_per_key(client, broker):

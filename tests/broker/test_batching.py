@@ -437,3 +437,20 @@ def test_batching_line_offset_is_format_offset(offset):
     assert batch_lines([Batch("7", offset, [])]) == (
         b'{"cursor":{"partition":"7","offset":"' + format_offset(offset).encode() + b'"}}\n')
     assert cursor_json("7", offset) == b'{"partition":"7","offset":"' + format_offset(offset).encode() + b'"}'
+
+
+@given(st.integers(1, 7), st.lists(st.tuples(st.sampled_from(["0", "1"]), st.integers(0, 12)), max_size=12))
+def test_batching_add_many_equals_adding_one_by_one(batch_limit, additions):
+    def fresh():
+        return Batcher({"0": -1, "1": -1}, 0.0, batch_limit=batch_limit, batch_flush_timeout_s=30,
+                       stream_timeout_s=100)
+    one, many = fresh(), fresh()
+    offsets = {"0": 0, "1": 0}
+    for partition, count in additions:
+        events = [b'{"n":%d}' % (offsets[partition] + i) for i in range(count)]
+        for i, event in enumerate(events):
+            one.add(partition, offsets[partition] + i, event)
+        many.add_many(partition, offsets[partition], events)
+        offsets[partition] += count
+        assert one.tick(1.0) == many.tick(1.0)
+    assert one.statistics() == many.statistics()
