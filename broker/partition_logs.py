@@ -111,9 +111,6 @@ class PartitionLogs:
         if event is not None:
             event.set()
 
-    def partition_count(self, name: str) -> int:
-        return len(self._logs[name])
-
     def bounds(self, name: str, partition: int) -> tuple[int, int]:
         """[start_offset, end_offset) of the acknowledged records of a partition."""
         log = self._logs[name][partition]
@@ -146,9 +143,6 @@ class PartitionLogs:
             raise PreconditionFailedError(str(e)) from e
         except StorageError as e:
             raise UnavailableError(f"storage failed: {e}") from e
-
-    async def offset_at_or_after(self, name: str, partition: int, ms: int) -> int:
-        return await trio.to_thread.run_sync(self._logs[name][partition].offset_at_or_after, ms)
 
     async def enforce_retention(self, name: str, retention_ms: int) -> int:
         """Delete whole segments older than `retention_ms`; how many were deleted."""
