@@ -50,17 +50,17 @@ def parse_event_type(body: Any) -> EventType:
 
 def parse_schema_body(body: Any) -> EventTypeSchema:
     """The `{type, schema}` body of `POST /event-types/{name}/schemas`."""
-    reader = _FieldReader(body)
-    schema = _read_schema(reader, stored=False)
-    reader.raise_if_invalid()
-    assert schema is not None
-    return schema
+    return _schema_document(body, stored=False)
 
 
 def schema_from_json(document: Any) -> EventTypeSchema:
     """A stored schema version, as `to_json` wrote it."""
-    reader = _FieldReader(document)
-    schema = _read_schema(reader, stored=True)
+    return _schema_document(document, stored=True)
+
+
+def _schema_document(value: Any, *, stored: bool) -> EventTypeSchema:
+    reader = _FieldReader(value)
+    schema = _read_schema(reader, stored=stored)
     reader.raise_if_invalid()
     assert schema is not None
     return schema
