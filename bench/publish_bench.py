@@ -42,7 +42,6 @@ import platform
 import random
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,10 +49,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from measure import Comparison, alternate, bars_line, cpu_model, spread
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -259,54 +259,6 @@ def run_client(script: Path, spec: dict[str, Any], cpus: Cpus, timeout_s: float)
 
 # -- comparing --------------------------------------------------------------
 
-class Measured(Protocol):
-    @property
-    def events_per_s(self) -> float: ...
-
-
-S = TypeVar("S", bound=Measured)
-
-
-@dataclasses.dataclass(frozen=True)
-class Comparison(Generic[S]):
-    """Rounds of ours and of the ceiling for one figure, and its bar."""
-
-    name: str
-    ours: list[S]
-    ceiling: list[S]
-    bar: float | None = None
-
-    @property
-    def ratios(self) -> list[float]:
-        return [o.events_per_s / c.events_per_s for o, c in zip(self.ours, self.ceiling)]
-
-    @property
-    def passed(self) -> bool | None:
-        return None if self.bar is None else statistics.median(self.ratios) >= self.bar
-
-    @property
-    def verdict(self) -> str:
-        if self.passed is None:
-            return "informational"
-        return f">= {self.bar:g}x " + ("PASS" if self.passed else "FAIL <<<<<<<<")
-
-
-def alternate(rounds: int, runs: Sequence[Callable[[], S]]) -> list[list[S]]:
-    """`rounds` rounds of every run, the order rotating each round; samples per run."""
-    samples: list[list[S]] = [[] for _ in runs]
-    for i in range(rounds):
-        order = list(range(len(runs)))
-        if i % 2:
-            order.reverse()
-        for k in order:
-            samples[k].append(runs[k]())
-    return samples
-
-
-def spread(values: Sequence[float], fmt: str) -> str:
-    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
-
-
 def print_table(results: Sequence[Comparison[Any]], ceiling_label: str) -> None:
     header = (f"{'measurement':<44} {'ours events/s med (min-max)':>32} "
               f"{ceiling_label + ' events/s med (min-max)':>32} {'ratio (min-max)':>17}  bar")
@@ -315,17 +267,7 @@ def print_table(results: Sequence[Comparison[Any]], ceiling_label: str) -> None:
         ours = spread([s.events_per_s for s in c.ours], ",.0f")
         ceiling = spread([s.events_per_s for s in c.ceiling], ",.0f")
         print(f"{c.name:<44} {ours:>32} {ceiling:>32} {spread(c.ratios, '.2f'):>17}  {c.verdict}")
-    failed = [c.name for c in results if c.passed is False]
-    bars = sum(c.bar is not None for c in results)
-    print(f"\nbars: {bars - len(failed)} of {bars} PASS" + (f"; FAIL: {', '.join(failed)}" if failed else ""))
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+    print("\n" + bars_line(results))
 
 
 def print_machine(cpus: Cpus, limits: object) -> None:
@@ -394,6 +336,10 @@ class PublishSample:
     p99_ms: float
     failures: dict[str, int]
     client_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.events_per_s
 
     @property
     def events_per_s(self) -> float:

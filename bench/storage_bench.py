@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import crc32c
+from measure import Comparison, alternate, bars_line, cpu_model, spread
 
 from storage import LogConfig, PartitionLog
 
@@ -92,54 +93,20 @@ class Sample:
     def mb_per_s(self) -> float:
         return self.nbytes / self.seconds / 1e6
 
-
-@dataclasses.dataclass(frozen=True)
-class Comparison:
-    """Rounds of ours and of the plain code for one figure, and its bar."""
-
-    name: str
-    unit: str
-    ours: list[Sample]
-    plain: list[Sample]
-    bar: float | None = None
-
     @property
-    def ratios(self) -> list[float]:
-        return [o.mb_per_s / p.mb_per_s for o, p in zip(self.ours, self.plain)]
-
-    @property
-    def passed(self) -> bool | None:
-        return None if self.bar is None else statistics.median(self.ratios) >= self.bar
-
-    @property
-    def verdict(self) -> str:
-        if self.passed is None:
-            return "informational"
-        return f">= {self.bar:g}x " + ("PASS" if self.passed else "FAIL <<<<<<<<")
+    def rate(self) -> float:
+        return self.mb_per_s
 
 
 # -- running ----------------------------------------------------------------
 
-def alternate(rounds: int, ours: Callable[[], Sample], plain: Callable[[], Sample]) -> tuple[list[Sample], list[Sample]]:
-    """Warm both up once, then `rounds` measured pairs, flipping the order each round."""
+def compare(name: str, unit: str, rounds: int, ours: Callable[[], Sample], plain: Callable[[], Sample],
+            bar: float | None = None) -> Comparison[Sample]:
+    """Warm both up once, then `rounds` alternating rounds; `unit` names the items."""
     plain()
     ours()
-    ours_samples: list[Sample] = []
-    plain_samples: list[Sample] = []
-    for i in range(rounds):
-        if i % 2:
-            plain_samples.append(plain())
-            ours_samples.append(ours())
-        else:
-            ours_samples.append(ours())
-            plain_samples.append(plain())
-    return ours_samples, plain_samples
-
-
-def compare(name: str, unit: str, rounds: int, ours: Callable[[], Sample], plain: Callable[[], Sample],
-            bar: float | None = None) -> Comparison:
-    comparison = Comparison(name, unit, *alternate(rounds, ours, plain), bar=bar)
-    print_comparison(comparison)
+    comparison = Comparison(f"{name} [{unit}]", *alternate(rounds, [ours, plain]), bar=bar)
+    print_comparison(comparison, unit)
     return comparison
 
 
@@ -207,7 +174,7 @@ def plain_appends(root: str, chunk_bytes: int, batch: int, durability: str, limi
     return Sample(count, count * chunk_bytes, seconds, count if sync else 0)
 
 
-def bench_appends(root: str, limits: Limits) -> list[Comparison]:
+def bench_appends(root: str, limits: Limits) -> list[Comparison[Sample]]:
     results = []
     for durability in ("always", "never"):
         for batch in (1, 10, 100):
@@ -273,7 +240,7 @@ def ours_read(log: PartitionLog, file_bytes: int, seconds_max: float) -> Sample:
     return Sample(offset, file_bytes * offset // end, seconds)
 
 
-def bench_backlog(root: str, batch: int, limits: Limits, bar: float | None) -> list[Comparison]:
+def bench_backlog(root: str, batch: int, limits: Limits, bar: float | None) -> list[Comparison[Sample]]:
     directory = tempfile.mkdtemp(dir=root)
     records = build_log(directory, batch, limits.recovery_log_bytes)
     paths = log_files(directory)
@@ -338,7 +305,7 @@ def plain_group(root: str, threads: int, chunk_bytes: int, limits: Limits) -> Sa
     return Sample(events, events * chunk_bytes, seconds, events)
 
 
-def bench_group_commit(root: str, limits: Limits) -> list[Comparison]:
+def bench_group_commit(root: str, limits: Limits) -> list[Comparison[Sample]]:
     chunk = frame_bytes(root, 1)
     return [compare(f"group commit, {threads} thread(s) (vs fsync per append)", "events", limits.rounds,
                     functools.partial(ours_group, root, threads, limits),
@@ -349,10 +316,6 @@ def bench_group_commit(root: str, limits: Limits) -> list[Comparison]:
 
 # -- reporting --------------------------------------------------------------
 
-def spread(values: Sequence[float], fmt: str) -> str:
-    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
-
-
 def side(samples: Sequence[Sample], unit: str) -> str:
     text = f"{spread([s.items_per_s for s in samples], ',.0f')} {unit}/s  {spread([s.mb_per_s for s in samples], ',.1f')} MB/s"
     if any(s.syncs for s in samples):
@@ -361,31 +324,21 @@ def side(samples: Sequence[Sample], unit: str) -> str:
     return text
 
 
-def print_comparison(c: Comparison) -> None:
+def print_comparison(c: Comparison[Sample], unit: str) -> None:
     print(f"{c.name}")
-    print(f"    ours : {side(c.ours, c.unit)}")
-    print(f"    plain: {side(c.plain, c.unit)}")
+    print(f"    ours : {side(c.ours, unit)}")
+    print(f"    plain: {side(c.ceiling, unit)}")
     print(f"    ratio: {spread(c.ratios, '.2f')}  {c.verdict}", flush=True)
 
 
-def print_table(results: Sequence[Comparison]) -> None:
+def print_table(results: Sequence[Comparison[Sample]]) -> None:
     header = f"{'measurement':<58} {'ours /s median (min-max)':>34} {'plain /s median (min-max)':>34} {'ratio':>6}  bar"
     print("\n" + header + "\n" + "-" * len(header))
     for c in results:
         ours = spread([s.items_per_s for s in c.ours], ",.0f")
-        plain = spread([s.items_per_s for s in c.plain], ",.0f")
-        print(f"{c.name + ' [' + c.unit + ']':<58} {ours:>34} {plain:>34} {statistics.median(c.ratios):>6.2f}  {c.verdict}")
-    failed = [c.name for c in results if c.passed is False]
-    bars = sum(c.bar is not None for c in results)
-    print(f"\nbars: {bars - len(failed)} of {bars} PASS" + (f"; FAIL: {', '.join(failed)}" if failed else ""))
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+        plain = spread([s.items_per_s for s in c.ceiling], ",.0f")
+        print(f"{c.name:<58} {ours:>34} {plain:>34} {statistics.median(c.ratios):>6.2f}  {c.verdict}")
+    print("\n" + bars_line(results))
 
 
 def filesystem_of(path: str) -> str:

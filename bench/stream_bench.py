@@ -45,15 +45,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
-from broker.cursors import OFFSET_DIGITS, OFFSET_PREFIX
-from broker.event_stream import READ_BYTES_MAX, READ_RECORDS_MAX
+from measure import Comparison, alternate, spread
 from publish_bench import DEFAULT as PUBLISH_LIMITS
 from publish_bench import (
-    Comparison,
     Cpus,
     Server,
-    alternate,
     create_event_type,
     parse_args,
     print_machine,
@@ -61,12 +57,14 @@ from publish_bench import (
     publish_spec,
     run_client,
     running,
-    spread,
     start_bare,
     start_ours,
     work_directory,
     write_bodies,
 )
+
+from broker.cursors import OFFSET_DIGITS, OFFSET_PREFIX
+from broker.event_stream import READ_BYTES_MAX, READ_RECORDS_MAX
 
 EVENT_TYPE = "bench.stream"
 PUBLISH_BATCH = 1000
@@ -101,6 +99,10 @@ class StreamSample:
     seconds: float
     ended: bool
     client_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.events_per_s
 
     @property
     def events_per_s(self) -> float:
