@@ -9,12 +9,14 @@ would block the server's logging) and kept for the test to inspect.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,3 +108,14 @@ def start_server(workdir: Path, data_dir: Path, *args: str, env: dict[str, str] 
         time.sleep(0.02)
     server.url = ready.read_text().strip()
     return server
+
+
+@contextlib.contextmanager
+def serving(workdir: Path, data_dir: Path, *args: str) -> Iterator[Server]:
+    """A started server, stopped with SIGTERM (or killed) afterwards."""
+    server = start_server(workdir, data_dir, *args)
+    try:
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.stop()

@@ -11,17 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server import NAKADI, START_SECONDS, Server, own_environment, start_server
+from tests.server import NAKADI, START_SECONDS, Server, own_environment, serving
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    server = start_server(tmp_path, tmp_path / "data")
-    yield server
-    if server.process.poll() is None:
-        server.kill()
+    with serving(tmp_path, tmp_path / "data") as server:
+        yield server
 
 
 def run_to_exit(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

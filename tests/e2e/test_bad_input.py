@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from tests.api.helpers import business_event, business_type
-from tests.server import Server, start_server
+from tests.server import Server, serving
 
 pytestmark = pytest.mark.slow
 
@@ -125,10 +125,8 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad-input")
     # Nested four deep, so that `../` escapes up to four levels stay inside
     # the tree this module walks.
-    server = start_server(root, root / "a" / "b" / "c" / "data")
-    yield server
-    if server.process.poll() is None:
-        server.stop()
+    with serving(root, root / "a" / "b" / "c" / "data") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -418,6 +416,24 @@ def _parse_response(buffer: bytes) -> tuple[int, dict[str, str], bytes] | None:
     return status, headers, rest[:length]
 
 
+def _await_response(sock: socket.socket, received: bytes, seconds: float) -> tuple[bytes, tuple | None]:
+    """Read until a whole response is in, the peer closes, or `seconds` pass
+    (0: only what is there now); the bytes so far and the parsed response."""
+    deadline = time.monotonic() + seconds
+    while True:
+        ready, _, _ = select.select([sock], [], [], min(0.2, max(0.0, deadline - time.monotonic())))
+        if ready:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return received, _parse_response(received)
+            received += chunk
+            parsed = _parse_response(received)
+            if parsed is not None:
+                return received, parsed
+        if time.monotonic() >= deadline:
+            return received, _parse_response(received)
+
+
 def post_oversized(server: Server, *, chunked: bool, total_bytes: int) -> Oversized:
     """POST `total_bytes` of body to the refused event type, 1 MiB at a
     time, watching for the response after every piece. Bounded: stops at
@@ -438,26 +454,13 @@ def post_oversized(server: Server, *, chunked: bool, total_bytes: int) -> Oversi
     with socket.create_connection((host, port), timeout=5) as sock:
         sock.sendall(head)
         if not chunked:
-            deadline = time.monotonic() + 5
-            while parsed is None and time.monotonic() < deadline:
-                ready, _, _ = select.select([sock], [], [], 0.2)
-                if ready:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    received += chunk
-                    parsed = _parse_response(received)
+            received, parsed = _await_response(sock, received, 5)
             if parsed is not None:
                 sent_before_response = 0
         deadline = time.monotonic() + SEND_SECONDS_MAX
         while sent < total_bytes and time.monotonic() < deadline:
-            ready, _, _ = select.select([sock], [], [], 0)
-            if ready and parsed is None:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                received += chunk
-                parsed = _parse_response(received)
+            if parsed is None:
+                received, parsed = _await_response(sock, received, 0)
                 if parsed is not None and sent_before_response is None:
                     sent_before_response = sent
             try:
@@ -467,15 +470,8 @@ def post_oversized(server: Server, *, chunked: bool, total_bytes: int) -> Oversi
             sent += len(data)
             if sent % (16 * SEND_PIECE_BYTES) == 0:
                 rss_peak = max(rss_peak, server.rss_kib())
-        deadline = time.monotonic() + 5
-        while parsed is None and time.monotonic() < deadline:
-            ready, _, _ = select.select([sock], [], [], 0.2)
-            if ready:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                received += chunk
-                parsed = _parse_response(received)
+        if parsed is None:
+            received, parsed = _await_response(sock, received, 5)
         if parsed is not None and sent_before_response is None:
             sent_before_response = sent  # the server stopped reading, then answered
     rss_peak = max(rss_peak, server.rss_kib())

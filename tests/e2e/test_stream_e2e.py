@@ -8,17 +8,15 @@ import httpx
 import pytest
 
 from tests.api.helpers import business_event, business_type
-from tests.server import start_server
+from tests.server import serving
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def server(tmp_path):
-    server = start_server(tmp_path, tmp_path / "data")
-    yield server
-    if server.process.poll() is None:
-        server.kill()
+    with serving(tmp_path, tmp_path / "data") as server:
+        yield server
 
 
 @pytest.fixture
@@ -105,5 +103,5 @@ def test_stream_ends_cleanly_when_the_server_shuts_down(client, server):
         server.process.send_signal(signal.SIGTERM)
         rest = list(lines)
     assert all(line == '{"cursor":{"partition":"0","offset":"001-0001--1"}}' for line in rest)
-    _, stderr = server.process.communicate(timeout=10)
-    assert server.process.returncode == 0, stderr
+    returncode, _, stderr = server.wait()
+    assert returncode == 0, stderr

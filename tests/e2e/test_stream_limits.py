@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.api.helpers import business_event, business_type
-from tests.server import Server, start_server
+from tests.server import Server, serving
 
 pytestmark = pytest.mark.slow
 
@@ -36,10 +36,8 @@ BEFORE_FIRST = "001-0001--1"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("stream-limits")
-    server = start_server(root, root / "data")
-    yield server
-    if server.process.poll() is None:
-        server.stop()
+    with serving(root, root / "data") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
