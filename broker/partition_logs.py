@@ -3,7 +3,8 @@ them at start-up, and appending to and reading from them from trio.
 
 Layout: `<data_dir>/event-types/<event type name>/<partition id>/`, one
 `storage.PartitionLog` per partition directory. Names reach the file
-system only after `SAFE_NAME` matches them, whatever the caller checked.
+system only after `is_valid_name` accepts them (ASCII letters, digits,
+`-`, `_` and single dots: no separator, no `..`), whatever the caller checked.
 
 Every call that may touch the disk (append with its fsync, reads,
 retention, opening, deleting) runs in a worker thread, so the event loop
@@ -13,7 +14,6 @@ never blocks on disk. Storage errors are translated here, once.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Iterable, Sequence
 
@@ -29,8 +29,8 @@ from storage import (
 )
 
 from .errors import InsufficientStorageError, PreconditionFailedError, UnavailableError
+from .event_types import is_valid_name
 
-SAFE_NAME = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_.]{0,254}", re.ASCII)
 EVENT_TYPES_DIR = "event-types"
 
 
@@ -64,7 +64,7 @@ class PartitionLogs:
         self._logs.clear()
 
     def _directory(self, name: str, partition: int | None = None) -> str:
-        if not SAFE_NAME.fullmatch(name) or ".." in name:
+        if not is_valid_name(name):
             raise ValueError(f"refusing an unsafe event type name {name!r} as a directory name")
         path = os.path.join(self._root, name)
         return path if partition is None else os.path.join(path, str(partition))

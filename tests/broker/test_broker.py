@@ -73,3 +73,12 @@ async def test_broker_refuses_to_open_over_damaged_logs_naming_the_file(config, 
     segment.write_bytes(bytes(data))
     with pytest.raises(UnavailableError, match="00000000000000000000.log at byte"):
         Broker.open(config)
+
+
+async def test_broker_partition_logs_refuse_a_name_that_could_leave_the_data_directory(config, tmp_path):
+    broker = Broker.open(config)
+    for name in ("../x", "a/b", "a..b", ".hidden", "x\\y"):
+        with pytest.raises(ValueError, match="unsafe event type name"):
+            await broker._logs.create(name, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    broker.close()
