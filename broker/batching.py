@@ -286,16 +286,8 @@ def _pending_bytes(part: _Partition) -> int:
 # Nakadi's EventStreamJsonWriter layout, no spaces:
 #   {"cursor":{"partition":"0","offset":"001-0001-000000000000000006"},"events":[e1,e2]}\n
 #   {"cursor":{"partition":"0","offset":"001-0001-000000000000000006"}}\n   (keep-alive)
-# Subscription batches put "event_type" and "cursor_token" in the cursor and
-# may end with ,"info":{"debug":"..."}; `batch_line` takes those parts.
 # Events are stored as compact JSON and are never decoded here.
 
-_EVENTS_OPEN = b',"events":['
-_EVENTS_CLOSE = b"]"
-_INFO_OPEN = b',"info":{"debug":"'
-_INFO_CLOSE = b'"}'
-_LINE_OPEN = b'{"cursor":'
-_LINE_CLOSE = b"}\n"
 _CURSOR_CLOSE_EVENTS_OPEN = b'"},"events":['
 _EVENTS_CLOSE_LINE_CLOSE = b"]}\n"
 _CURSOR_CLOSE_LINE_CLOSE = b'"}}\n'
@@ -315,23 +307,6 @@ def _offset_bytes(offset: int) -> bytes:
 def _line_head(partition: str) -> bytes:
     """`{"cursor":{"partition":"P","offset":"`, made once per partition."""
     return b'{"cursor":{"partition":' + json.dumps(partition).encode() + b',"offset":"'
-
-
-def cursor_json(partition: str, offset: int) -> bytes:
-    """A low-level cursor object: `{"partition":"0","offset":"001-..."}`."""
-    return b'{"partition":' + json.dumps(partition).encode() + b',"offset":"' + _offset_bytes(offset) + b'"}'
-
-
-def batch_line(cursor: bytes, events: Sequence[bytes], debug: bytes | None = None) -> bytes:
-    """One line from its cursor object's bytes, its events (compact JSON)
-    and an optional debug text, written as given (Nakadi does not escape it)."""
-    parts = [_LINE_OPEN, cursor]
-    if events:
-        parts += (_EVENTS_OPEN, b",".join(events), _EVENTS_CLOSE)
-    if debug is not None:
-        parts += (_INFO_OPEN, debug, _INFO_CLOSE)
-    parts.append(_LINE_CLOSE)
-    return b"".join(parts)
 
 
 def batch_lines(batches: Iterable[Batch]) -> bytes:

@@ -12,9 +12,7 @@ from broker.batching import (
     Batch,
     Batcher,
     EndReason,
-    batch_line,
     batch_lines,
-    cursor_json,
 )
 from broker.cursors import format_offset
 from broker.errors import InvalidRequestError, UnprocessableError
@@ -422,21 +420,10 @@ def test_batching_line_events_are_written_verbatim():
                                 "events": [{"s": "é\u2028", "n": 1.5}]}
 
 
-def test_batching_line_general_form_matches_and_takes_debug():
-    cursor = cursor_json("0", 2)
-    assert batch_line(cursor, [b"{}"]) == batch_lines([Batch("0", 2, [b"{}"])])
-    assert batch_line(cursor, []) == batch_lines([Batch("0", 2, [])])
-    token_cursor = b'{"partition":"0","offset":"001-0001--1","event_type":"et","cursor_token":"t"}'
-    assert batch_line(token_cursor, [], b"Stream started") == (
-        b'{"cursor":{"partition":"0","offset":"001-0001--1","event_type":"et","cursor_token":"t"},'
-        b'"info":{"debug":"Stream started"}}\n')
-
-
 @given(st.one_of(st.integers(-1, 10**18 - 1), st.sampled_from([-1, 0, 9, 10**18 - 1])))
 def test_batching_line_offset_is_format_offset(offset):
     assert batch_lines([Batch("7", offset, [])]) == (
         b'{"cursor":{"partition":"7","offset":"' + format_offset(offset).encode() + b'"}}\n')
-    assert cursor_json("7", offset) == b'{"partition":"7","offset":"' + format_offset(offset).encode() + b'"}'
 
 
 @given(st.integers(1, 7), st.lists(st.tuples(st.sampled_from(["0", "1"]), st.integers(0, 12)), max_size=12))
