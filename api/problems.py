@@ -1,7 +1,8 @@
 """The one mapping from errors to HTTP: Problem JSON (RFC 7807) bodies.
 
 Nakadi's shape: `{"title", "status", "detail"}`; a `type` of about:blank is
-left out and so is an empty `detail`. Every `BrokerError` subclass has its
+left out and so is an empty `detail`, except that field-validation problems
+carry `"type": "http://httpstatus.es/422"` as Nakadi's do. Every `BrokerError` subclass has its
 status here; a test checks none is missing.
 """
 
@@ -16,6 +17,7 @@ from broker.errors import (
     BrokerError,
     ConflictError,
     InsufficientStorageError,
+    InvalidFieldsError,
     InvalidRequestError,
     NotFoundError,
     PreconditionFailedError,
@@ -36,9 +38,11 @@ STATUS_OF: dict[type[BrokerError], int] = {
 }
 
 
-def problem(status: int, detail: str = "", *, title: str | None = None,
+def problem(status: int, detail: str = "", *, title: str | None = None, type_uri: str | None = None,
             headers: dict[str, str] | None = None) -> Response:
     body: dict[str, object] = {"title": title or HTTPStatus(status).phrase, "status": status}
+    if type_uri is not None:
+        body = {"type": type_uri, **body}
     if detail:
         body["detail"] = detail
     return Response(orjson.dumps(body), status=status, headers=headers, content_type=PROBLEM_JSON)
@@ -52,4 +56,6 @@ def status_of(error: BrokerError) -> int:
 
 
 def broker_problem(error: BrokerError) -> Response:
-    return problem(status_of(error), error.detail)
+    status = status_of(error)
+    type_uri = f"http://httpstatus.es/{status}" if isinstance(error, InvalidFieldsError) else None
+    return problem(status, error.detail, type_uri=type_uri)

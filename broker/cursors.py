@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .errors import (
+    InvalidFieldsError,
     InvalidRequestError,
     NotFoundError,
     PreconditionFailedError,
@@ -534,7 +535,7 @@ def _must_not_be_null(path: str) -> str:
 
 def _raise_problems(problems: list[str]) -> None:
     if problems:
-        raise UnprocessableError("".join(problems))
+        raise InvalidFieldsError("".join(problems))
 
 
 def _shift_value(item: object) -> int:

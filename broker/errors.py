@@ -35,6 +35,11 @@ class UnprocessableError(BrokerError):
     """The request is well-formed but invalid (definition, change, limits, cursors): 422."""
 
 
+class InvalidFieldsError(UnprocessableError):
+    """Fields of a request body break their constraints, one `Field "x" ...`
+    line each: Nakadi's bean-validation problem, typed http://httpstatus.es/422."""
+
+
 class UnavailableError(BrokerError):
     """The broker cannot serve this now (storage failed, shutting down): 503."""
 

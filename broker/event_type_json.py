@@ -4,7 +4,7 @@ document, and writing it the way Nakadi serialises it.
 Reading follows Nakadi's request binding: a value of the wrong JSON type
 or an unknown enum value stops the request at once (400,
 `InvalidRequestError`); missing required fields and values out of range
-are collected and reported together (422, `UnprocessableError`), one line
+are collected and reported together (422, `InvalidFieldsError`), one line
 each: `Field "default_statistic.read_parallelism" at least one reader
 expected`. An absent field takes its default, an explicit null is None
 (and so "may not be null" when required); unknown fields are ignored;
@@ -20,7 +20,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from .errors import InvalidRequestError, UnprocessableError
+from .errors import InvalidFieldsError, InvalidRequestError, UnprocessableError
 from .event_types import (
     NAME_LENGTH_MAX,
     NAME_PATTERN,
@@ -248,7 +248,7 @@ class _FieldReader:
 
     def raise_if_invalid(self) -> None:
         if self._problems:
-            raise UnprocessableError("".join(f"{problem}\n" for problem in self._problems))
+            raise InvalidFieldsError("".join(f"{problem}\n" for problem in self._problems))
 
     def _value(self, name: str, json_type: type | tuple[type, ...], default: Any, required: bool) -> Any:
         value = self._object.get(name, _ABSENT)

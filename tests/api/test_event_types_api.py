@@ -106,3 +106,14 @@ async def test_event_types_add_schema_version_fetch_and_compatibility_check(clie
     fine = await (await client.post("/event-types/order.created/schemas/1.0.0/compatibility-check",
                                     json={"schema": json.dumps(wider)})).get_json()
     assert fine == {"compatible": True, "compatibility_mode": "forward", "validated_against_version": "1.0.0"}
+
+
+async def test_event_types_field_problems_are_typed_as_nakadi_types_them(client):
+    response = await create(client, {"name": "x", "category": "undefined",
+                                     "schema": {"type": "json_schema", "schema": "{}"}})
+    problem = await response.get_json()
+    assert response.status_code == 422
+    assert problem["type"] == "http://httpstatus.es/422"
+    assert problem["detail"] == 'Field "owning_application" may not be null\n'
+    other = await (await create(client, business_type(options={"retention_time": 1}))).get_json()
+    assert "type" not in other

@@ -27,6 +27,7 @@ from broker.cursors import (
     stream_start,
 )
 from broker.errors import (
+    InvalidFieldsError,
     InvalidRequestError,
     NotFoundError,
     PreconditionFailedError,
@@ -448,7 +449,7 @@ def test_cursor_distances_invalid_offset_is_422():
 def test_cursor_distances_missing_fields_are_validation_422():
     body = [{"final_cursor": cursor("0", "4")},
             {"initial_cursor": cursor(None, "1"), "final_cursor": cursor("0", "")}]
-    assert detail_of(lambda: cursor_distances(BOUNDS, body)) == (
+    assert detail_of(lambda: cursor_distances(BOUNDS, body), InvalidFieldsError) == (
         'Field "list[0].initial_cursor" must not be null\n'
         'Field "list[1].initial_cursor.partition" must not be null\n'
         'Field "list[1].final_cursor.offset" cursor offset cannot be empty\n')
@@ -473,9 +474,9 @@ def test_cursors_lag_reports_views_in_request_order():
 def test_cursors_lag_errors_are_422():
     assert detail_of(lambda: cursors_lag(BOUNDS, [cursor("7", "1")])) == "Partition not found."
     assert detail_of(lambda: cursors_lag(BOUNDS, [cursor("0", "x")])) == "problem converting cursors"
-    assert detail_of(lambda: cursors_lag(BOUNDS, [cursor("0", None)])) == (
+    assert detail_of(lambda: cursors_lag(BOUNDS, [cursor("0", None)]), InvalidFieldsError) == (
         'Field "list[0].offset" must not be null\n')
-    assert detail_of(lambda: cursors_lag(BOUNDS, [cursor("", "1")])) == (
+    assert detail_of(lambda: cursors_lag(BOUNDS, [cursor("", "1")]), InvalidFieldsError) == (
         'Field "list[0].partition" cursor partition cannot be empty\n')
 
 
