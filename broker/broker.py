@@ -21,7 +21,7 @@ from storage import StorageError
 
 from . import cursors
 from .config import StorageConfig
-from .errors import UnavailableError
+from .errors import NotFoundError, UnavailableError
 from .event_json import parse_batch
 from .event_stream import event_stream
 from .event_types import EventTypeLimits
@@ -79,16 +79,24 @@ class Broker:
         self._metastore.close()
 
     async def run_retention(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Delete expired segments of every event type, forever, every interval."""
+        """Delete expired segments of every event type, forever, every
+        interval. A failure is logged and retried next time; it never stops
+        the server."""
         task_status.started()
         while True:
             for name in self._registry.names():
-                retention_ms = self._registry.runtime(name).event_type.retention_ms
-                if retention_ms is not None and self._logs.has(name):
-                    deleted = await self._logs.enforce_retention(name, retention_ms)
-                    if deleted:
-                        log.info("retention deleted %d segment(s) of %s", deleted, name)
+                try:
+                    await self._enforce_retention(name)
+                except (NotFoundError, UnavailableError) as e:
+                    log.warning("retention of %s skipped: %s", name, e.detail)
             await trio.sleep(self.config.retention_interval_s)
+
+    async def _enforce_retention(self, name: str) -> None:
+        retention_ms = self._registry.runtime(name).event_type.retention_ms
+        if retention_ms is not None and self._logs.has(name):
+            deleted = await self._logs.enforce_retention(name, retention_ms)
+            if deleted:
+                log.info("retention deleted %d segment(s) of %s", deleted, name)
 
     # -- event types -------------------------------------------------------
 

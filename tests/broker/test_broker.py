@@ -82,3 +82,17 @@ async def test_broker_partition_logs_refuse_a_name_that_could_leave_the_data_dir
             await broker._logs.create(name, 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
     broker.close()
+
+
+async def test_broker_retention_survives_an_event_type_deleted_under_it(config, caplog):
+    broker = Broker.open(config)
+    await broker.create_event_type(EVENT_TYPE)
+    await broker.create_event_type(dict(EVENT_TYPE, name="t.other"))
+    broker._logs._logs["t.undefined"][0].close()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(broker.run_retention)
+        with trio.fail_after(10):
+            while "retention of t.undefined skipped" not in caplog.text:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    broker.close()
