@@ -28,7 +28,7 @@ from storage import (
     StorageError,
 )
 
-from .errors import InsufficientStorageError, PreconditionFailedError, UnavailableError
+from .errors import InsufficientStorageError, NotFoundError, PreconditionFailedError, UnavailableError
 from .event_types import is_valid_name
 
 EVENT_TYPES_DIR = "event-types"
@@ -92,6 +92,13 @@ class PartitionLogs:
 
     # -- offsets ---------------------------------------------------------
 
+    def _log(self, name: str, partition: int) -> PartitionLog:
+        """The log of a partition; 404 if its event type was deleted meanwhile."""
+        try:
+            return self._logs[name][partition]
+        except KeyError:
+            raise NotFoundError(f"EventType \"{name}\" does not exist.") from None
+
     def has(self, name: str) -> bool:
         return name in self._logs
 
@@ -123,7 +130,7 @@ class PartitionLogs:
 
     async def append(self, name: str, partition: int, payloads: Sequence[bytes]) -> int:
         """Append durably (per the durability policy); the first offset written."""
-        log = self._logs[name][partition]
+        log = self._log(name, partition)
         try:
             appended = await trio.to_thread.run_sync(log.append, payloads)
         except DiskFullError as e:
@@ -136,7 +143,7 @@ class PartitionLogs:
     async def read_runs(self, name: str, partition: int, offset: int, max_records: int,
                         max_bytes: int) -> list[Run]:
         """Acknowledged records from `offset` on (see `PartitionLog.read_runs`)."""
-        log = self._logs[name][partition]
+        log = self._log(name, partition)
         try:
             return await trio.to_thread.run_sync(log.read_runs, offset, max_records, max_bytes)
         except OffsetOutOfRangeError as e:

@@ -96,3 +96,13 @@ async def test_broker_retention_survives_an_event_type_deleted_under_it(config, 
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
     broker.close()
+
+
+async def test_broker_publish_racing_a_delete_fails_its_items_instead_of_crashing(config):
+    broker = Broker.open(config)
+    await broker.create_event_type(EVENT_TYPE)
+    broker._logs._logs.pop("t.undefined")  # the delete got there between lookup and append
+    outcome = await broker.publish("t.undefined", b'[{"a":1}]', flow_id="f", published_by="p")
+    assert outcome.status == 207
+    assert outcome.items[0]["publishing_status"] == "failed" and "does not exist" in outcome.items[0]["detail"]
+    broker.close()
