@@ -14,6 +14,7 @@ on stderr saying why.
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -108,6 +109,7 @@ def _run(config: Config, ready_file: Path | None) -> None:
         broker = Broker.open(BrokerConfig(config.server.data_dir, config.storage))
     except BrokerError as error:
         raise StartupError(error.detail) from error
+    _tune_gc()
     try:
         trio.run(_serve, config, broker, ready_file)
     except BaseExceptionGroup as group:
@@ -117,6 +119,17 @@ def _run(config: Config, ready_file: Path | None) -> None:
         raise
     finally:
         broker.close()
+
+
+def _tune_gc() -> None:
+    """Collect cycles less often than CPython's default (every 700 net
+    container allocations): a publish of 1000 events allocates some 25,000
+    containers that all live until the 200, so the default runs dozens of
+    collections per request that find nothing. Measured with
+    bench/publish_bench.py: 10-20% more events/s for batches of 100 and 1000.
+    What start-up loaded is frozen out of every collection."""
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
 
 
 async def _serve(config: Config, broker: Broker, ready_file: Path | None) -> None:

@@ -52,6 +52,9 @@ class EventTypeRuntime:
         self._validator: Validator = et_rules.event_validator(event_type)
         self._rng = random.Random()
 
+    def all_valid(self, events: list[dict]) -> bool:
+        return self._validator.all_valid(events)
+
     def validate(self, event: dict) -> str | None:
         return self._validator.validate(event)
 

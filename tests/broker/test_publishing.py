@@ -11,6 +11,9 @@ class Target:
     category = "business"
     version = "1.2.0"
 
+    def all_valid(self, events):
+        return not any("bad" in event for event in events)
+
     def validate(self, event):
         return None if "bad" not in event else "#/bad: not allowed"
 

@@ -340,6 +340,35 @@ def test_validator_compares_integers_beyond_64_bits_exactly():
     assert bounded.validate({"n": 2 ** 70 + 1}) == f"#/n: {2 ** 70 + 1} is not less or equal to {2 ** 70}"
 
 
+
+def _variants():
+    """A valid business event and one of each way it can be invalid."""
+    yield business_event()
+    yield business_event(placed_at="2024-13-01T00:00:00Z")
+    yield business_event(status="lost")
+    for occurred_at in ("2024-02-30T10:15:30Z", "yesterday", "2024-02-29T10:15:30Z"):
+        event = business_event()
+        event["metadata"]["occurred_at"] = occurred_at
+        yield event
+    event = business_event()
+    event["metadata"]["received_at"] = "x"
+    yield event
+
+
+@pytest.mark.parametrize("event", list(_variants()))
+def test_validator_all_valid_agrees_with_validating_each_event(event):
+    checked = validator(ORDER_SCHEMA)
+    assert checked.all_valid([business_event(), event, business_event()]) is (checked.validate(event) is None)
+
+
+def test_validator_all_valid_leaves_schemas_with_refs_to_each_event():
+    schema = {"definitions": {"status": {"type": "string", "enum": ["paid"]}},
+              "properties": {"status": {"$ref": "#/definitions/status"}}}
+    checked = validator(schema)
+    assert not checked.all_valid([business_event()])
+    assert checked.validate(business_event()) is None
+    assert checked.validate(business_event(status="created")) is not None
+
 offsets = st.integers(-18 * 60, 18 * 60).map(lambda minutes: datetime.timezone(datetime.timedelta(minutes=minutes)))
 
 
