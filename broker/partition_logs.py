@@ -8,7 +8,8 @@ system only after `is_valid_name` accepts them (ASCII letters, digits,
 
 Every call that may touch the disk (append with its fsync, reads,
 retention, opening, deleting) runs in a worker thread, so the event loop
-never blocks on disk. Storage errors are translated here, once.
+never blocks on disk; concurrent appends to one partition share a thread
+call and an fsync (`group_commit`). Storage errors are translated here, once.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from storage import (
 
 from .errors import InsufficientStorageError, NotFoundError, PreconditionFailedError, UnavailableError
 from .event_types import is_valid_name
+from .group_commit import GroupCommit
 
 EVENT_TYPES_DIR = "event-types"
 
@@ -43,6 +45,7 @@ class PartitionLogs:
         self._recover = recover
         self._logs: dict[str, list[PartitionLog]] = {}
         self._appended: dict[str, trio.Event] = {}
+        self._committers: dict[PartitionLog, GroupCommit] = {}
         self.streams_ended = False
 
     # -- lifecycle (start-up and shutdown run before/after serving) ----------
@@ -62,6 +65,7 @@ class PartitionLogs:
             for log in logs:
                 log.close()
         self._logs.clear()
+        self._committers.clear()
 
     def _directory(self, name: str, partition: int | None = None) -> str:
         if not is_valid_name(name):
@@ -82,6 +86,8 @@ class PartitionLogs:
     async def delete(self, name: str) -> None:
         """Close and remove every partition of `name`."""
         logs = self._logs.pop(name, [])
+        for log in logs:
+            self._committers.pop(log, None)
         self._notify(name)
 
         def delete() -> None:
@@ -131,8 +137,11 @@ class PartitionLogs:
     async def append(self, name: str, partition: int, payloads: Sequence[bytes]) -> int:
         """Append durably (per the durability policy); the first offset written."""
         log = self._log(name, partition)
+        committer = self._committers.get(log)
+        if committer is None:
+            committer = self._committers[log] = GroupCommit(log)
         try:
-            appended = await trio.to_thread.run_sync(log.append, payloads)
+            appended = await committer.append(payloads)
         except DiskFullError as e:
             raise InsufficientStorageError(f"the disk is full: {e}") from e
         except StorageError as e:

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from .errors import LogClosedError, LogFailedError, OffsetOutOfRangeError, write_failed
+from .errors import LogClosedError, LogFailedError, OffsetOutOfRangeError, StorageError, write_failed
 from .fileio import FileIO
 from .index import ENTRY
 from .loader import RecoverMode, RecoveryReport, SegmentSettings, load_segments
@@ -202,6 +202,34 @@ class PartitionLog:
     def append(self, payloads: Sequence[bytes], received_ms: int | None = None) -> Appended:
         """Write a batch and return once the durability policy acknowledges it."""
         appended = self.write(payloads, received_ms)
+        self._acknowledge(appended)
+        return appended
+
+    def append_batches(self, batches: Sequence[Sequence[bytes]]) -> list[Appended | StorageError]:
+        """Write each batch as its own frame, then wait for the durability
+        policy (one fdatasync under `always` covers them all). Each batch
+        gets its `Appended`, or the `StorageError` that failed it: a failed
+        write fails only its batch, a failed sync every batch it covered."""
+        results: list[Appended | StorageError] = []
+        for payloads in batches:
+            try:
+                results.append(self.write(payloads))
+            except StorageError as e:
+                results.append(e)
+        # The last write first: its sync covers the others, whose checks
+        # then cost no fdatasync (and fail if a failed sync cut them back).
+        for i in reversed(range(len(results))):
+            appended = results[i]
+            if isinstance(appended, Appended):
+                try:
+                    self._acknowledge(appended)
+                except StorageError as e:
+                    results[i] = e
+        return results
+
+    def _acknowledge(self, appended: Appended) -> None:
+        """Return once the durability policy acknowledges `appended` (and
+        everything written before it)."""
         policy = self.config.durability
         if policy == "always":
             self.sync(appended)
@@ -210,7 +238,6 @@ class PartitionLog:
             # marks the log failed for later writes but cannot retract them.
             with contextlib.suppress(LogFailedError):
                 self.sync(appended)
-        return appended
 
     def write(self, payloads: Sequence[bytes], received_ms: int | None = None) -> Appended:
         """Write a batch as one frame, without waiting for fsync.

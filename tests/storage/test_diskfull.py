@@ -242,6 +242,49 @@ def test_partitionlog_kth_write_or_sync_failure_acks_nothing_and_resumes_without
         reopen_and_check(directory, CONFIG, expected)
 
 
+@pytest.mark.parametrize("op", ["writev", "fdatasync"])
+def test_partitionlog_append_batches_kth_failure_fails_only_what_it_covers(tmp_path, op):
+    """Rounds of four batches: a failed write fails its own batch only, a
+    failed sync fails what it was to make durable (the log goes on after
+    it, so later batches of the round may succeed); whatever is
+    acknowledged is readable, dense and survives a reopen."""
+    rounds = [BATCHES[i:i + 4] for i in range(0, len(BATCHES), 4)]
+    dry = FaultyIO()
+    log = PartitionLog.open(tmp_path / "dry", CONFIG, io=dry)
+    dry.armed = True
+    for batches in rounds:
+        assert not any(isinstance(o, StorageError) for o in log.append_batches(batches))
+    log.close()
+    calls = dry.calls[op]
+    for k in range(1, calls + 2):
+        directory = tmp_path / f"k{k}"
+        io = FaultyIO({(op, k): Fault(errno.EIO)})
+        log = PartitionLog.open(directory, CONFIG, io=io)
+        io.armed = True
+        expected: list[bytes] = []
+        failed_batches = 0
+        for batches in rounds:
+            fired_before = len(io.fired)
+            outcomes = log.append_batches(batches)
+            failed = [o for o in outcomes if isinstance(o, StorageError)]
+            for error in failed:
+                assert_write_failed(error, errno.EIO)
+            if len(io.fired) > fired_before and op == "writev":
+                assert len(failed) == 1, f"k={k}: a failed write failed other batches: {outcomes}"
+            if len(io.fired) > fired_before and op == "fdatasync":
+                assert failed, f"k={k}: a failed sync acknowledged the whole round"
+            failed_batches += len(failed)
+            for batch, outcome in zip(batches, outcomes, strict=True):
+                if not isinstance(outcome, StorageError):
+                    assert outcome.first_offset == len(expected), f"k={k}: offset gap after a failure"
+                    expected += batch
+            assert all_payloads(log) == expected
+        assert (failed_batches > 0) == (k <= calls), (k, io.fired)
+        assert_no_partial_bytes(log, directory)
+        log.close()
+        reopen_and_check(directory, CONFIG, expected)
+
+
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EIO], ids=errno.errorcode.get)
 @pytest.mark.parametrize("op", ["writev", "fdatasync"])
 def test_partitionlog_open_fails_cleanly_when_the_first_segment_cannot_be_created(tmp_path, op, err):

@@ -1,0 +1,116 @@
+"""Group commit across tasks: concurrent appends to one log share a round
+(one thread call, one fdatasync); each learns its own outcome."""
+
+import threading
+
+import pytest
+import trio
+import trio.testing
+
+from broker.group_commit import GroupCommit
+from storage import Appended, BatchTooLargeError, FileIO, LogConfig, PartitionLog
+
+CONFIG = LogConfig(frame_bytes_max=4096, durability="always")
+
+
+class GatedSyncIO(FileIO):
+    """Once armed, the next fdatasync blocks until `release()`."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.entered = threading.Event()
+        self._release = threading.Event()
+
+    def release(self) -> None:
+        self._release.set()
+
+    def fdatasync(self, fd: int) -> None:
+        if self.armed:
+            self.armed = False
+            self.entered.set()
+            assert self._release.wait(10)
+        super().fdatasync(fd)
+
+
+@pytest.fixture
+def log(tmp_path):
+    log = PartitionLog.open(tmp_path / "p0", CONFIG)
+    yield log
+    log.close()
+
+
+def payloads(task: int, count: int = 3) -> list[bytes]:
+    return [f"task {task} record {i}".encode() for i in range(count)]
+
+
+async def test_concurrent_appends_share_one_fdatasync_and_get_dense_offsets(log):
+    committer = GroupCommit(log)
+    syncs_before = log.statistics().syncs
+    outcomes: dict[int, Appended] = {}
+
+    async def append(task: int) -> None:
+        outcomes[task] = await committer.append(payloads(task))
+
+    async with trio.open_nursery() as nursery:
+        for task in range(20):
+            nursery.start_soon(append, task)
+    assert log.statistics().syncs == syncs_before + 1
+    assert sorted((a.first_offset, a.end_offset) for a in outcomes.values()) == [(3 * i, 3 * i + 3) for i in range(20)]
+    for task, appended in outcomes.items():
+        assert [r.payload for r in log.read(appended.first_offset, 3)] == payloads(task)
+
+
+async def test_a_failing_batch_fails_only_its_own_append(log):
+    committer = GroupCommit(log)
+    outcomes: dict[int, object] = {}
+
+    async def append(task: int, batch: list[bytes]) -> None:
+        try:
+            outcomes[task] = await committer.append(batch)
+        except BatchTooLargeError as e:
+            outcomes[task] = e
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(append, 0, payloads(0))
+        nursery.start_soon(append, 1, [b"x" * 8192])
+        nursery.start_soon(append, 2, payloads(2))
+    assert isinstance(outcomes[1], BatchTooLargeError)
+    assert sorted((outcomes[t].first_offset, outcomes[t].end_offset) for t in (0, 2)) == [(0, 3), (3, 6)]
+    assert log.end_offset == 6
+
+
+async def test_appends_arriving_during_a_round_are_written_by_the_next_one(tmp_path):
+    io = GatedSyncIO()
+    log = PartitionLog.open(tmp_path / "p0", CONFIG, io=io)
+    committer = GroupCommit(log)
+    syncs_before = log.statistics().syncs
+    io.armed = True
+    outcomes: dict[int, Appended] = {}
+
+    async def append(task: int) -> None:
+        outcomes[task] = await committer.append(payloads(task))
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(append, 0)
+            await trio.to_thread.run_sync(io.entered.wait, 10)
+            for task in (1, 2, 3):
+                nursery.start_soon(append, task)
+            await trio.testing.wait_all_tasks_blocked()
+            assert outcomes == {}
+            io.release()
+        assert log.statistics().syncs == syncs_before + 2
+        assert outcomes[0].first_offset == 0
+        assert sorted(outcomes[t].first_offset for t in (1, 2, 3)) == [3, 6, 9]
+    finally:
+        io.release()
+        log.close()
+
+
+async def test_a_cancelled_caller_still_gets_its_append_written(log):
+    committer = GroupCommit(log)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        appended = await committer.append(payloads(0))
+    assert appended.end_offset == 3
+    assert [r.payload for r in log.read(0, 3)] == payloads(0)
