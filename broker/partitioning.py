@@ -60,7 +60,9 @@ def choose_partition(event: Mapping[str, object], strategy: str, key_fields: Seq
     """The id of the partition `event` goes to. Raises `PartitioningError`."""
     assert partition_count >= 1
     if strategy == "hash":
-        return hash_partition(partition_keys(event, key_fields, category), partition_count)
+        keys = partition_keys(event, key_fields, category)
+        # Any hash modulo 1 is 0: with one partition only the keys' presence matters.
+        return "0" if partition_count == 1 else hash_partition(keys, partition_count)
     if strategy == "user_defined":
         return _user_defined(event, partition_count)
     if strategy == "random":

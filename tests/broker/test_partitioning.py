@@ -197,6 +197,13 @@ def test_choose_partition_hash_matches_nakadi(event, expected):
     assert choose_partition(event, "hash", ["k"], "undefined", 12) == expected
 
 
+def test_choose_partition_hash_of_one_partition_still_needs_the_key_fields():
+    assert choose_partition({"k": "x", "n": 7}, "hash", ["k", "n"], "undefined", 1) == "0"
+    with pytest.raises(PartitioningError) as e:
+        choose_partition({"k": "x"}, "hash", ["k", "n"], "undefined", 1)
+    assert e.value.detail == "field n doesn't exist."
+
+
 def test_choose_partition_hash_without_key_fields_fails():
     with pytest.raises(PartitioningError) as e:
         choose_partition({"k": 1}, "hash", [], "undefined", 3)
