@@ -1,7 +1,8 @@
 """The broker: the one facade the API calls.
 
-It owns the metadata store, the registry of event types and the partition
-logs of one data directory, and runs their background work (retention).
+It owns the metadata store, the registry of event types, the partition
+logs and the subscriptions of one data directory, and runs their
+background work (retention).
 Each method is one API operation in broker terms: JSON-shaped values in
 and out, `BrokerError`s for everything a client did wrong.
 """
@@ -12,7 +13,7 @@ import datetime
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -21,7 +22,7 @@ from storage import StorageError
 
 from . import cursors
 from .config import StorageConfig
-from .errors import NotFoundError, UnavailableError
+from .errors import ConflictError, NotFoundError, UnavailableError
 from .event_json import parse_batch
 from .event_stream import event_stream
 from .event_types import EventTypeLimits
@@ -30,6 +31,8 @@ from .partition_logs import PartitionLogs
 from .publishing import Item, PublishOutcome, eid_of, publish
 from .registry import Registry
 from .stream_params import StreamParams
+from .subscription_model import PARTITIONS_MAX_DEFAULT
+from .subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +45,20 @@ class BrokerConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     limits: EventTypeLimits = field(default_factory=EventTypeLimits)
     retention_interval_s: float = 60.0
+    subscription_partitions_max: int = PARTITIONS_MAX_DEFAULT
 
 
 class Broker:
-    """Event types, publishing and reading over one data directory."""
+    """Event types, publishing, reading and subscriptions over one data directory."""
 
-    def __init__(self, config: BrokerConfig, metastore: Metastore, registry: Registry, logs: PartitionLogs) -> None:
+    def __init__(self, config: BrokerConfig, metastore: Metastore, registry: Registry, logs: PartitionLogs,
+                 subscriptions: Subscriptions) -> None:
         self.config = config
         self._metastore = metastore
         self._registry = registry
         self._logs = logs
+        # Public for the subscription streams, which read subscriptions and set `status_of`.
+        self.subscriptions = subscriptions
 
     @classmethod
     def open(cls, config: BrokerConfig) -> Broker:
@@ -68,7 +75,15 @@ class Broker:
             logs.close_all()
             metastore.close()
             raise UnavailableError(f"cannot open the partition logs: {e}") from e
-        return cls(config, metastore, registry, logs)
+
+        def bounds_of(name: str) -> list[tuple[int, int]] | None:
+            try:
+                registry.runtime(name)
+            except NotFoundError:
+                return None
+            return logs.all_bounds(name) if logs.has(name) else None
+        subscriptions = Subscriptions(metastore, bounds_of, partitions_max=config.subscription_partitions_max)
+        return cls(config, metastore, registry, logs, subscriptions)
 
     def end_streams(self) -> None:
         """Make every open stream end now, as at shutdown; no new stream starts."""
@@ -121,7 +136,11 @@ class Broker:
             await self._registry.update(name, body, _now())
 
     async def delete_event_type(self, name: str) -> None:
+        """Delete `name` and its events; 409 while a subscription reads it."""
         async with self._registry.lock:
+            self._registry.runtime(name)
+            if await self.subscriptions.ids_reading(name):
+                raise ConflictError(f"Can't remove event type {name}, as it has subscriptions")
             await self._registry.delete(name)
             await self._logs.delete(name)
 
@@ -181,6 +200,30 @@ class Broker:
     def shifted_cursors(self, name: str, body: object) -> list[dict]:
         self._registry.runtime(name)
         return cursors.shifted_cursors(self._logs.all_bounds(name), body)
+
+    # -- subscriptions -----------------------------------------------------
+
+    async def create_subscription(self, body: object) -> tuple[dict, bool]:
+        """The subscription with the key of `body` and whether it is new (201)
+        or already existed (200, returned as stored)."""
+        async with self._registry.lock:
+            subscription, created = await self.subscriptions.create(body, _now())
+        return self.subscriptions.get_json(subscription.id), created
+
+    async def list_subscriptions(self, *, owning_application: str | None = None, event_types: Sequence[str] = (),
+                                 reader: str | None = None, show_status: bool = False, limit: int = 20,
+                                 offset: int = 0) -> dict:
+        return await self.subscriptions.list(owning_application=owning_application, event_types=event_types,
+                                             reader=reader, show_status=show_status, limit=limit, offset=offset)
+
+    def get_subscription(self, subscription_id: str, *, show_status: bool = False) -> dict:
+        return self.subscriptions.get_json(subscription_id, show_status=show_status)
+
+    async def update_subscription(self, subscription_id: str, body: object) -> None:
+        await self.subscriptions.update(subscription_id, body, _now())
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        await self.subscriptions.delete(subscription_id)
 
     # -- low-level streams -------------------------------------------------
 

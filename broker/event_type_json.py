@@ -1,26 +1,20 @@
 """An event type's JSON: reading one from a request body or a stored
 document, and writing it the way Nakadi serialises it.
 
-Reading follows Nakadi's request binding: a value of the wrong JSON type
-or an unknown enum value stops the request at once (400,
-`InvalidRequestError`); missing required fields and values out of range
-are collected and reported together (422, `InvalidFieldsError`), one line
-each: `Field "default_statistic.read_parallelism" at least one reader
-expected`. An absent field takes its default, an explicit null is None
-(and so "may not be null" when required); unknown fields are ignored;
-enum values are read case-insensitively (audience exactly).
+Reading follows Nakadi's request binding (`json_fields.FieldReader`): a
+value of the wrong JSON type or an unknown enum value stops the request at
+once (400); missing required fields and values out of range are collected
+and reported together (422), one line each: `Field
+"default_statistic.read_parallelism" at least one reader expected`. An
+absent field takes its default, an explicit null is None (and so "may not
+be null" when required); unknown fields are ignored; enum values are read
+case-insensitively (audience exactly).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from enum import StrEnum
-from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
-from .errors import InvalidFieldsError, InvalidRequestError, UnprocessableError
 from .event_types import (
     NAME_LENGTH_MAX,
     NAME_PATTERN,
@@ -38,14 +32,13 @@ from .event_types import (
     SchemaType,
     Statistic,
 )
-
-_LABEL_VALUE = re.compile(r"([a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?)?", re.ASCII)
+from .json_fields import LABEL_VALUE, FieldReader, time_json
 
 
 def parse_event_type(body: Any) -> EventType:
     """The event type in a request body (already parsed from JSON).
     Server-set fields (schema version, times) are ignored."""
-    return _read(_FieldReader(body), stored=False)
+    return _read(FieldReader(body), stored=False)
 
 
 def parse_schema_body(body: Any) -> EventTypeSchema:
@@ -59,7 +52,7 @@ def schema_from_json(document: Any) -> EventTypeSchema:
 
 
 def _schema_document(value: Any, *, stored: bool) -> EventTypeSchema:
-    reader = _FieldReader(value)
+    reader = FieldReader(value)
     schema = _read_schema(reader, stored=stored)
     reader.raise_if_invalid()
     assert schema is not None
@@ -68,7 +61,7 @@ def _schema_document(value: Any, *, stored: bool) -> EventTypeSchema:
 
 def parse_schema_text_body(body: Any) -> str:
     """The `{schema}` body of a compatibility check."""
-    reader = _FieldReader(body)
+    reader = FieldReader(body)
     text = reader.string("schema", required=True)
     reader.raise_if_invalid()
     assert text is not None
@@ -77,10 +70,10 @@ def parse_schema_text_body(body: Any) -> str:
 
 def from_json(document: Any) -> EventType:
     """The inverse of `to_json`: a stored event type, times and version included."""
-    return _read(_FieldReader(document), stored=True)
+    return _read(FieldReader(document), stored=True)
 
 
-def _read(reader: _FieldReader, *, stored: bool) -> EventType:
+def _read(reader: FieldReader, *, stored: bool) -> EventType:
     name = reader.string("name", required=True)
     if name is not None and not NAME_PATTERN.fullmatch(name):
         reader.invalid("name", "format not allowed")
@@ -105,7 +98,7 @@ def _read(reader: _FieldReader, *, stored: bool) -> EventType:
         ordering_instance_ids=reader.strings("ordering_instance_ids"),
         event_owner_selector=_read_owner_selector(reader.child("event_owner_selector")),
         annotations=reader.annotations("annotations", value_length_max=1000),
-        labels=reader.annotations("labels", value_length_max=63, value_pattern=_LABEL_VALUE),
+        labels=reader.annotations("labels", value_length_max=63, value_pattern=LABEL_VALUE),
         created_at=reader.time("created_at") if stored else None,
         updated_at=reader.time("updated_at") if stored else None,
     )
@@ -113,7 +106,7 @@ def _read(reader: _FieldReader, *, stored: bool) -> EventType:
     return event_type
 
 
-def _read_schema(reader: _FieldReader | None, *, stored: bool) -> EventTypeSchema | None:
+def _read_schema(reader: FieldReader | None, *, stored: bool) -> EventTypeSchema | None:
     if reader is None:
         return None
     return EventTypeSchema(
@@ -124,7 +117,7 @@ def _read_schema(reader: _FieldReader | None, *, stored: bool) -> EventTypeSchem
     )
 
 
-def _read_statistic(reader: _FieldReader | None) -> Statistic | None:
+def _read_statistic(reader: FieldReader | None) -> Statistic | None:
     if reader is None:
         return None
     return Statistic(
@@ -138,11 +131,11 @@ def _read_statistic(reader: _FieldReader | None) -> Statistic | None:
     )
 
 
-def _read_retention(options: _FieldReader | None) -> int | None:
+def _read_retention(options: FieldReader | None) -> int | None:
     return None if options is None else options.integer("retention_time")
 
 
-def _read_authorization(reader: _FieldReader | None) -> Authorization | None:
+def _read_authorization(reader: FieldReader | None) -> Authorization | None:
     if reader is None:
         return None
     lists = {}
@@ -153,7 +146,7 @@ def _read_authorization(reader: _FieldReader | None) -> Authorization | None:
     return Authorization(**lists)
 
 
-def _read_owner_selector(reader: _FieldReader | None) -> OwnerSelector | None:
+def _read_owner_selector(reader: FieldReader | None) -> OwnerSelector | None:
     if reader is None:
         return None
     type_ = reader.enum("type", OwnerSelectorType, required=True)
@@ -194,14 +187,14 @@ def to_json(event_type: EventType) -> dict[str, Any]:
         selector = et.event_owner_selector
         document["event_owner_selector"] = {"type": selector.type.value, "name": selector.name,
                                             "value": selector.value}
-    document["updated_at"] = _time_json(et.updated_at)
-    document["created_at"] = _time_json(et.created_at)
+    document["updated_at"] = time_json(et.updated_at)
+    document["created_at"] = time_json(et.created_at)
     return document
 
 
 def _schema_json(schema: EventTypeSchema) -> dict[str, Any]:
     return {"type": schema.type.value, "schema": schema.schema, "version": schema.version,
-            "created_at": _time_json(schema.created_at)}
+            "created_at": time_json(schema.created_at)}
 
 
 def _statistic_json(statistic: Statistic) -> dict[str, int]:
@@ -212,135 +205,3 @@ def _statistic_json(statistic: Statistic) -> dict[str, int]:
 def _authorization_json(authorization: Authorization) -> dict[str, list[dict[str, str]]]:
     return {role: [{"data_type": a.data_type, "value": a.value} for a in getattr(authorization, role)]
             for role in ("admins", "readers", "writers")}
-
-
-def _time_json(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-_E = TypeVar("_E", bound=StrEnum)
-_ABSENT = object()
-_KEY_RULES = (
-    (re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[^/]*", re.ASCII),
-     "Key name should be an optional lowercase domain name with path"),
-    (re.compile(r"([-.a-z0-9]{0,253}/)?[^/]*", re.ASCII), "Key prefix cannot be more than 253 characters."),
-    (re.compile(r"([-.a-z0-9]+/)?[^/]{0,63}", re.ASCII), "Key name cannot be more than 63 characters."),
-    (re.compile(r"([^/]+/)?[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?", re.ASCII),
-     "Key name should start and end with a letter or a digit"),
-)
-
-
-class _FieldReader:
-    """The fields of one JSON object; nested readers share the problem list."""
-
-    def __init__(self, value: Any, prefix: str = "", problems: list[str] | None = None) -> None:
-        if not isinstance(value, Mapping):
-            raise InvalidRequestError(f"{_describe(prefix.rstrip('.') or 'body')} must be a JSON object")
-        self._object = value
-        self._prefix = prefix
-        self._problems = [] if problems is None else problems
-
-    def invalid(self, name: str, message: str) -> None:
-        self._problems.append(f'Field "{self._prefix}{name}" {message}')
-
-    def raise_if_invalid(self) -> None:
-        if self._problems:
-            raise InvalidFieldsError("".join(f"{problem}\n" for problem in self._problems))
-
-    def _value(self, name: str, json_type: type | tuple[type, ...], default: Any, required: bool) -> Any:
-        value = self._object.get(name, _ABSENT)
-        if value is _ABSENT:
-            value = default
-        if value is None:
-            if required:
-                self.invalid(name, "may not be null")
-            return None
-        if value is not default and (isinstance(value, bool) or not isinstance(value, json_type)):
-            raise InvalidRequestError(f"{_describe(self._prefix + name)} has the wrong JSON type")
-        return value
-
-    def string(self, name: str, *, required: bool = False, default: str | None = None) -> str | None:
-        return self._value(name, str, default, required)
-
-    def integer(self, name: str, *, required: bool = False, minimum: tuple[int, str] | None = None) -> int | None:
-        value = self._value(name, int, None, required)
-        if value is not None and minimum is not None and value < minimum[0]:
-            self.invalid(name, minimum[1])
-        return value
-
-    def strings(self, name: str) -> tuple[str, ...]:
-        values = self._value(name, list, (), False) or ()
-        if not all(isinstance(value, str) for value in values):
-            raise InvalidRequestError(f"{_describe(self._prefix + name)} must be a list of strings")
-        return tuple(values)
-
-    def enum(self, name: str, enum: type[_E], *, required: bool = False, default: _E | None = None,
-             exact: bool = False) -> _E | None:
-        value = self._value(name, str, default, required)
-        return value if value is None or value is default else _enum_value(enum, value, exact)
-
-    def enum_list(self, name: str, enum: type[_E]) -> tuple[_E, ...]:
-        values = self._value(name, list, (), True)
-        if values is None:
-            return ()
-        if not all(isinstance(value, str) for value in values):
-            raise InvalidRequestError(f"{_describe(self._prefix + name)} must be a list of strings")
-        return tuple(_enum_value(enum, value, exact=False) for value in values)
-
-    def time(self, name: str) -> datetime | None:
-        value = self._value(name, str, None, False)
-        try:
-            return None if value is None else datetime.fromisoformat(value)
-        except ValueError as e:
-            raise InvalidRequestError(f"{_describe(self._prefix + name)} is not an RFC 3339 date-time") from e
-
-    def child(self, name: str, *, required: bool = False) -> _FieldReader | None:
-        value = self._value(name, Mapping, None, required)
-        return None if value is None else _FieldReader(value, f"{self._prefix}{name}.", self._problems)
-
-    def children(self, name: str, *, required: bool = False, at_least_one: bool = False) -> list[_FieldReader]:
-        values = self._value(name, list, None, required)
-        if values is None:
-            return []
-        if at_least_one and not values:
-            self.invalid(name, "must contain at least one attribute")
-        return [_FieldReader(value, f"{self._prefix}{name}[{index}].", self._problems)
-                for index, value in enumerate(values)]
-
-    def annotations(self, name: str, *, value_length_max: int,
-                    value_pattern: re.Pattern[str] | None = None) -> MappingProxyType[str, str] | None:
-        """A string map with Kubernetes-style keys (annotations, labels)."""
-        values = self._value(name, Mapping, None, False)
-        if values is None:
-            return None
-        if not all(isinstance(v, str) for v in values.values()):
-            raise InvalidRequestError(f"{_describe(self._prefix + name)} must map strings to strings")
-        for key, value in values.items():
-            for problem in _key_problems(key):
-                self.invalid(name, problem)
-            if len(value) > value_length_max:
-                self.invalid(f"{name}[{key}]", f"size must be between 0 and {value_length_max}")
-            if value_pattern is not None and not value_pattern.fullmatch(value):
-                self.invalid(f"{name}[{key}]", "Should contain only allowed symbols")
-        return MappingProxyType(dict(values))
-
-
-def _key_problems(key: str) -> list[str]:
-    if not key:
-        return ["Key cannot be empty"]
-    return [message for pattern, message in _KEY_RULES if not pattern.fullmatch(key)]
-
-
-def _enum_value(enum: type[_E], value: str, exact: bool) -> _E:
-    try:
-        return enum(value if exact else value.lower())
-    except ValueError:
-        possible = ", ".join(member.value for member in enum)
-        raise InvalidRequestError(f"Illegal enum value: '{value}'. Possible values: [{possible}]") from None
-
-
-def _describe(field: str) -> str:
-    return "The request body" if field == "body" else f'Field "{field}"'
