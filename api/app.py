@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from broker.broker import Broker
 from broker.errors import BrokerError
 
-from . import event_types, events, partitions, subscriptions
+from . import event_types, events, partitions, subscription_streams, subscriptions
 from .problems import broker_problem, problem
 from .wire import FLOW_ID, flow_id, refuse_encoding_without_post
 
@@ -32,7 +32,7 @@ def create_app(broker: Broker, *, request_bytes_max: int = 16 * 1024 * 1024) -> 
     app = QuartTrio(__name__)
     app.config.update(MAX_CONTENT_LENGTH=request_bytes_max, RESPONSE_TIMEOUT=None, BODY_TIMEOUT=60)
     app.add_url_rule("/health", view_func=health, methods=["GET"])
-    for module in (event_types, events, partitions, subscriptions):
+    for module in (event_types, events, partitions, subscriptions, subscription_streams):
         module.register(app, broker)
     app.before_request(refuse_encoding_without_post)
     app.after_request(_add_flow_id)

@@ -32,6 +32,7 @@ from .publishing import Item, PublishOutcome, eid_of, publish
 from .registry import Registry
 from .stream_params import StreamParams
 from .subscription_model import PARTITIONS_MAX_DEFAULT
+from .subscription_streams import SubscriptionStreams
 from .subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,9 @@ class Broker:
         self._metastore = metastore
         self._registry = registry
         self._logs = logs
-        # Public for the subscription streams, which read subscriptions and set `status_of`.
         self.subscriptions = subscriptions
+        self._streams = SubscriptionStreams(metastore, logs, lambda name: registry.runtime(name).partition_count)
+        subscriptions.status_of = self._streams.status
 
     @classmethod
     def open(cls, config: BrokerConfig) -> Broker:
@@ -224,6 +226,30 @@ class Broker:
 
     async def delete_subscription(self, subscription_id: str) -> None:
         await self.subscriptions.delete(subscription_id)
+        self._streams.forget(subscription_id)
+
+    # -- subscription streams and cursors ----------------------------------
+
+    async def open_subscription_stream(self, subscription_id: str, values: dict[str, object],
+                                       partitions: object = None) -> tuple[str, AsyncIterator[bytes]]:
+        """Check the parameters and take a slot (400/404/409/422); the stream id and its lines."""
+        subscription = self.subscriptions.get(subscription_id)
+        if self._logs.streams_ended:
+            raise UnavailableError("the server is shutting down")
+        return await self._streams.open_stream(subscription, values, partitions)
+
+    async def commit_cursors(self, subscription_id: str, stream_id: str | None, body: object) -> list[dict] | None:
+        """None when every cursor was committed (204), else the per-cursor results (200)."""
+        return await self._streams.commit(self.subscriptions.get(subscription_id), stream_id, body)
+
+    async def subscription_cursors(self, subscription_id: str) -> list[dict]:
+        return await self._streams.committed_cursors(self.subscriptions.get(subscription_id))
+
+    async def reset_cursors(self, subscription_id: str, body: object) -> None:
+        await self._streams.reset(self.subscriptions.get(subscription_id), body)
+
+    async def subscription_stats(self, subscription_id: str, show_time_lag: bool) -> list[dict]:
+        return await self._streams.stats(self.subscriptions.get(subscription_id), show_time_lag)
 
     # -- low-level streams -------------------------------------------------
 

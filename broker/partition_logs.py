@@ -160,6 +160,22 @@ class PartitionLogs:
         except StorageError as e:
             raise UnavailableError(f"storage failed: {e}") from e
 
+    async def offset_at_or_after(self, name: str, partition: int, ms: int) -> int:
+        """The first offset received at or after `ms` (the end offset if none)."""
+        log = self._log(name, partition)
+        try:
+            return await trio.to_thread.run_sync(log.offset_at_or_after, ms)
+        except StorageError as e:
+            raise UnavailableError(f"storage failed: {e}") from e
+
+    async def received_ms(self, name: str, partition: int, offset: int) -> int | None:
+        """When the record at `offset` was received, or None if it is not retained."""
+        start, end = self.bounds(name, partition)
+        if not start <= offset < end:
+            return None
+        runs = await self.read_runs(name, partition, offset, 1, 1)
+        return runs[0].received_ms if runs else None
+
     async def enforce_retention(self, name: str, retention_ms: int) -> int:
         """Delete whole segments older than `retention_ms`; how many were deleted."""
         logs: Iterable[PartitionLog] = list(self._logs.get(name, []))
