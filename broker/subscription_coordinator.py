@@ -183,10 +183,10 @@ class Coordinator:
         self._notify_all()
 
     def drop_all_sessions(self) -> None:
-        """Forget every session (after a reset their cursors no longer hold)."""
+        """Forget every session (after a reset their cursors no longer hold;
+        after a delete nothing does); streams still open end silently."""
         for session in self.sessions.values():
             session.ended = True
-            session.close_message = session.close_message or "Resetting subscription cursors"
         self.sessions.clear()
         self.assignment = {}
         self._notify_all()
