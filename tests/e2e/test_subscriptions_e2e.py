@@ -3,6 +3,8 @@ a consumer that goes away without committing, and committed cursors
 surviving kill -9 of the server."""
 
 import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -107,19 +109,34 @@ def test_subscription_two_consumers_share_partitions_and_a_third_gets_409(tmp_pa
         second.stop.set()
 
 
-def test_subscription_consumer_gone_without_commit_redelivers_to_the_next(tmp_path):
+KILLED_CONSUMER = """
+import json, sys, httpx
+url, path = sys.argv[1], sys.argv[2]
+with httpx.Client(base_url=url, trust_env=False, timeout=60) as client:
+    with client.stream("GET", path) as response:
+        for line in response.iter_lines():
+            for event in json.loads(line).get("events", []):
+                print(event["order_id"], flush=True)
+"""
+
+
+def test_subscription_consumer_killed_mid_stream_leaves_its_events_to_the_next(tmp_path):
     with serving(tmp_path, tmp_path / "data") as server, client_for(server) as client:
         subscription_id = setup_subscription(client)
         query = "batch_limit=5&max_uncommitted_events=100&commit_timeout=1&batch_flush_timeout=1"
-        quitter = Consumer(server.url, subscription_id, query, commit=False)
-        quitter.start()
-        wait_for(lambda: len(quitter.events) == EVENTS)
-        quitter.stop.set()
-        quitter.join(10)  # its connection is closed: a consumer killed mid-stream
+        path = f"/subscriptions/{subscription_id}/events?{query}"
+        victim = subprocess.Popen([sys.executable, "-c", KILLED_CONSUMER, server.url, path],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            received = [victim.stdout.readline().strip() for _ in range(EVENTS)]
+        finally:
+            victim.kill()
+            victim.wait(10)
+            victim.stdout.close()
         taker = Consumer(server.url, subscription_id, query)
         taker.start()
         wait_for(lambda: len(taker.events) == EVENTS)
-        assert sorted(taker.events) == sorted(quitter.events)
+        assert sorted(taker.events) == sorted(received), "what the killed consumer never committed came again"
         taker.stop.set()
 
 
