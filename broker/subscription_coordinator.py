@@ -38,6 +38,10 @@ from .errors import ConflictError
 from .rebalance import Assignment, PartitionKey, State, StreamRequest, direct_conflict, free_slots, hand_over, rebalance
 from .subscription_params import SubscriptionStreamParams
 
+# A stream whose response has not started this long after it was admitted
+# is given up: its client left before the first byte.
+START_GRACE_S = 10.0
+
 
 @dataclass(eq=False)
 class Session:
@@ -49,6 +53,7 @@ class Session:
     sent: dict[PartitionKey, int] = field(default_factory=dict)
     last_commit_at: float = 0.0
     close_message: str | None = None
+    streaming: bool = False
     ended: bool = False
     events_sent: int = 0
     events_committed: int = 0
@@ -74,6 +79,7 @@ class Coordinator:
         self.sessions: dict[str, Session] = {}
         self.assignment: dict[PartitionKey, Assignment] = {}
         self.resetting = False
+        self.commit_lock = trio.Lock()
 
     # -- sessions ----------------------------------------------------------
 
@@ -109,6 +115,9 @@ class Coordinator:
     def expire(self, now: float) -> None:
         """Let ended sessions go whose events are all committed or whose
         commit timeout passed."""
+        for session in self.sessions.values():
+            if not session.streaming and session.started_at + START_GRACE_S <= now:
+                session.ended = True  # its response never started: the client left before it
         gone = [s for s in self.sessions.values() if s.ended and
                 (not self.uncommitted(s) or s.last_commit_at + s.params.commit_timeout_s <= now)]
         for session in gone:

@@ -61,6 +61,7 @@ async def subscription_stream(coordinator: Coordinator, session: Session, logs: 
                               indexes: dict[PartitionKey, int]) -> AsyncIterator[bytes]:
     """The lines of `session`'s stream until an end rule holds; the session
     is ended (closing) when the generator finishes, however it finishes."""
+    session.streaming = True
     shell = _Shell(coordinator, session, logs, indexes)
     try:
         async for chunk in shell.run():
@@ -109,7 +110,7 @@ class _Shell:
             if end_message is not None or self._keep_alive_limit_reached() or self._idle_too_long(now):
                 return
             if not read or not self._budget():
-                await _wait_any([wake, *appended] if self._budget() else [wake], self._next_wakeup(now))
+                await _wait_any([wake, *appended], self._next_wakeup(now))
 
     # -- assignment --------------------------------------------------------
 
@@ -117,6 +118,10 @@ class _Shell:
         reading = self.coordinator.reading(self.session)
         for key in [k for k in self.parts if k not in reading]:
             del self.parts[key]
+        for part in self.parts.values():
+            committed = self.coordinator.committed[part.key]
+            if committed >= part.next_offset:  # the client committed beyond what was sent: skip ahead
+                part.pending, part.pending_bytes, part.next_offset = [], 0, committed + 1
         for key in reading:
             if key not in self.parts:
                 self.parts[key] = _Partition(key, self.coordinator.position(self.session, key) + 1, now)
@@ -172,10 +177,10 @@ class _Shell:
         for part in sorted(self.parts.values(), key=lambda p: p.key):
             while True:
                 size = min(self.params.batch_limit, budget)
-                full = size > 0 and len(part.pending) >= size
-                due = part.flushed_at + flush_s <= now and (
-                    part.pending or part.flushed_at + max(flush_s, KEEP_ALIVE_S_MIN) <= now)
-                if not (full or due or (flush_all and part.pending and size)):
+                sendable = bool(size and part.pending)
+                full = sendable and len(part.pending) >= size
+                due = part.flushed_at + _flush_after(flush_s, sendable) <= now
+                if not (full or due or (flush_all and sendable)):
                     break
                 events = part.pending[:size]
                 lines.append(self._send(part, events, now))
@@ -231,9 +236,9 @@ class _Shell:
     def _next_wakeup(self, now: float) -> float:
         params, session = self.params, self.session
         times = [session.started_at + params.stream_timeout_s]
-        flush_s = params.batch_flush_timeout_s
+        budget = self._budget()
         for part in self.parts.values():
-            times.append(part.flushed_at + (flush_s if part.pending else max(flush_s, KEEP_ALIVE_S_MIN)))
+            times.append(part.flushed_at + _flush_after(params.batch_flush_timeout_s, bool(budget and part.pending)))
         if self.coordinator.uncommitted(session):
             times.append(session.last_commit_at + params.commit_timeout_s)
         if self.idle_since is not None:
@@ -242,6 +247,12 @@ class _Shell:
         if expiry is not None:
             times.append(expiry)
         return max(0.0, min(times) - now)
+
+
+def _flush_after(flush_s: float, sendable: bool) -> float:
+    """How long after its last batch a partition sends again: what it holds
+    after the flush timeout, a keep-alive no sooner than every second."""
+    return flush_s if sendable else max(flush_s, KEEP_ALIVE_S_MIN)
 
 
 async def _wait_any(events: list[trio.Event], timeout_s: float) -> None:

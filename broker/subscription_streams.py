@@ -108,16 +108,17 @@ class SubscriptionStreams:
         for key, _, item in parsed:
             if not coordinator.owner_check(session, key):
                 raise UnprocessableError(f"Cursor {_describe(item)} cannot be committed with stream id {stream_id}")
-        newer: dict[PartitionKey, int] = {}
-        results = []
-        for key, offset, item in parsed:
-            committed = offset is not BEGIN and offset > max(coordinator.committed[key], newer.get(key, -2))
-            if committed:
-                newer[key] = offset
-            results.append({"cursor": item, "result": "committed" if committed else "outdated"})
-        if newer:
-            await self._write(subscription.id, newer)
-            coordinator.committed_now(session, newer, trio.current_time())
+        async with coordinator.commit_lock:  # compare and write as one step, or a late commit could go back
+            newer: dict[PartitionKey, int] = {}
+            results = []
+            for key, offset, item in parsed:
+                committed = offset is not BEGIN and offset > max(coordinator.committed[key], newer.get(key, -2))
+                if committed:
+                    newer[key] = offset
+                results.append({"cursor": item, "result": "committed" if committed else "outdated"})
+            if newer:
+                await self._write(subscription.id, newer)
+                coordinator.committed_now(session, newer, trio.current_time())
         return None if all(r["result"] == "committed" for r in results) else results
 
     def _commit_cursor(self, subscription: SubscriptionView, item: object) -> tuple[PartitionKey, int, dict]:
@@ -172,8 +173,9 @@ class SubscriptionStreams:
                 while any(not s.ended for s in coordinator.sessions.values()):
                     await trio.sleep(_POLL_S)
             coordinator.drop_all_sessions()
-            await self._write(subscription.id, targets)
-            coordinator.committed_now(None, targets, trio.current_time())
+            async with coordinator.commit_lock:
+                await self._write(subscription.id, targets)
+                coordinator.committed_now(None, targets, trio.current_time())
         finally:
             coordinator.resetting = False
 

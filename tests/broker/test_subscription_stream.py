@@ -8,6 +8,7 @@ import pytest
 import trio
 import trio.testing
 
+from broker.errors import ConflictError
 from broker.partition_logs import PartitionLogs
 from broker.rebalance import PartitionKey, State
 from broker.subscription_coordinator import Coordinator
@@ -180,3 +181,29 @@ async def test_streams_share_partitions_and_uncommitted_events_go_to_the_next_ow
     theirs = readers[1].events()
     assert len(theirs) == 2 and len(readers[0].events()) == 4
     assert readers[0].events()[2:] == theirs, "the uncommitted events came again, in order"
+
+
+async def test_stream_skips_ahead_when_the_client_commits_beyond_what_was_sent(logs, clock):
+    await publish(logs, 0, 8)
+    coord = coordinator()
+    session = coord.open_session([P0], params(max_uncommitted_events=2), trio.current_time())
+    reader = Reader(coord, session, logs)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader.run)
+        await trio.sleep(1)
+        assert reader.events() == [0, 1]
+        coord.committed_now(session, {P0: 5}, trio.current_time())
+        await trio.sleep(1)
+        assert reader.events() == [0, 1, 6, 7]
+        session.close_message = "bye"
+        session.notify()
+
+
+async def test_a_stream_whose_response_never_started_gives_its_slot_back(logs, clock):
+    coord = Coordinator("sub-1", [P0], {P0: -1})
+    coord.open_session([], params(), trio.current_time())
+    with pytest.raises(ConflictError, match="No free slots"):
+        coord.open_session([], params(), trio.current_time())
+    await trio.sleep(11)
+    coord.open_session([], params(), trio.current_time())
+    assert len(coord.sessions) == 1
