@@ -207,3 +207,19 @@ async def test_a_stream_whose_response_never_started_gives_its_slot_back(logs, c
     await trio.sleep(11)
     coord.open_session([], params(), trio.current_time())
     assert len(coord.sessions) == 1
+
+
+async def test_a_stream_left_without_partitions_closes_after_twice_its_commit_timeout(logs, clock):
+    coord = coordinator()
+    auto = coord.open_session([], params(commit_timeout_s=5), trio.current_time())
+    reader = Reader(coord, auto, logs)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader.run)
+        await trio.sleep(1)
+        taken_at = trio.current_time()
+        direct = coord.open_session([P0, P1], params(), taken_at)
+        direct.streaming = True  # as if its response were being read
+        await reader.done.wait()
+        assert trio.current_time() - taken_at == pytest.approx(10, abs=0.2)
+        assert sorted(coord.reading(direct)) == [P0, P1]
+        coord.end_session(direct, trio.current_time())
