@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/storage_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/publish_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/stream_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/subscription_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
