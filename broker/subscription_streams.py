@@ -35,7 +35,7 @@ from .subscription_stream import subscription_stream
 
 RESET_MESSAGE = "Resetting subscription cursors"
 RESET_WAIT_S = COMMIT_TIMEOUT_S_MAX + 1
-_POLL_S = 0.05
+_POLL_S = 0.1
 
 
 class SubscriptionView(Protocol):
@@ -172,6 +172,7 @@ class SubscriptionStreams:
             with trio.move_on_after(RESET_WAIT_S):
                 while any(not s.ended for s in coordinator.sessions.values()):
                     await trio.sleep(_POLL_S)
+                    coordinator.expire(trio.current_time())
             coordinator.drop_all_sessions()
             async with coordinator.commit_lock:
                 await self._write(subscription.id, targets)

@@ -4,10 +4,20 @@ app (no stream is read here: the e2e tests stream over real HTTP)."""
 import datetime
 
 import pytest
+import trio
+import trio.testing
+
+from broker.errors import ConflictError
 
 from .helpers import business_event, business_type
 
 ET = "order.created"
+
+
+@pytest.fixture
+def clock():
+    # Jumps after 10 ms of real time with every task blocked, so worker threads mostly finish first.
+    return trio.testing.MockClock(autojump_threshold=0.01)
 
 
 @pytest.fixture
@@ -120,3 +130,17 @@ async def test_direct_partitions_must_belong_to_the_subscription(client, subscri
     body = {"partitions": [{"event_type": ET, "partition": "0"}, {"event_type": ET, "partition": "0"}]}
     response = await client.post(f"/subscriptions/{subscription}/events", json=body)
     assert await problem(response, 422) == "Duplicated partition specified"
+
+
+async def test_a_second_reset_while_one_waits_for_streams_is_409(broker, subscription, clock):
+    stream_id, lines = await broker.open_subscription_stream(subscription, {})
+    reset = {"items": [{"event_type": ET, "partition": "0", "offset": "BEGIN"}]}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(broker.reset_cursors, subscription, reset)
+        await trio.sleep(1)  # the first reset waits for the stream, whose client never reads
+        with pytest.raises(ConflictError, match="Cursors reset is already in progress"):
+            await broker.reset_cursors(subscription, reset)
+        with pytest.raises(ConflictError, match="Resetting subscription cursors request is still in progress"):
+            await broker.open_subscription_stream(subscription, {})
+    assert (await broker.subscription_cursors(subscription))[0]["offset"] == "001-0001--1"
+    await lines.aclose()
