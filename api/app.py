@@ -24,7 +24,7 @@ from broker.errors import BrokerError
 
 from . import event_types, events, partitions, subscription_streams, subscriptions
 from .problems import broker_problem, problem
-from .wire import FLOW_ID, flow_id, refuse_encoding_without_post
+from .wire import FLOW_ID, flow_id, json_response, refuse_encoding_without_post
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,11 @@ def create_app(broker: Broker, *, request_bytes_max: int = 16 * 1024 * 1024) -> 
     app = QuartTrio(__name__)
     app.config.update(MAX_CONTENT_LENGTH=request_bytes_max, RESPONSE_TIMEOUT=None, BODY_TIMEOUT=60)
     app.add_url_rule("/health", view_func=health, methods=["GET"])
+
+    async def ready() -> Response:
+        state = await broker.readiness()
+        return json_response(state, 200 if state["status"] == "ready" else 503)
+    app.add_url_rule("/ready", view_func=ready, methods=["GET"])
     for module in (event_types, events, partitions, subscriptions, subscription_streams):
         module.register(app, broker)
     app.before_request(refuse_encoding_without_post)

@@ -19,10 +19,11 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import trio
@@ -30,16 +31,22 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from broker.broker import Broker, BrokerConfig
+from broker.config import fault_hooks
 from broker.errors import BrokerError
 
 from .app import create_app, shield_last_send
 from .config import Config, ConfigError, ServerConfig, default_config_file, load_config
+
+if TYPE_CHECKING:
+    from storage import FileIO
 
 log = logging.getLogger(__name__)
 
 EXIT_CANNOT_START = 2
 LOCK_FILE = ".lock"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+FAULT_VARIABLE = "NAKADI_FAULT"
+SYNC_TRACE_VARIABLE = "NAKADI_SYNC_TRACE"
 
 
 class StartupError(Exception):
@@ -106,7 +113,7 @@ def _run(config: Config, ready_file: Path | None) -> None:
     """Open the data directory (recovery runs here), then serve until a stop
     signal; a start-up failure comes out as the one `StartupError`."""
     try:
-        broker = Broker.open(BrokerConfig(config.server.data_dir, config.storage))
+        broker = Broker.open(BrokerConfig(config.server.data_dir, config.storage, io=_fault_hooks(os.environ)))
     except BrokerError as error:
         raise StartupError(error.detail) from error
     _tune_gc()
@@ -119,6 +126,20 @@ def _run(config: Config, ready_file: Path | None) -> None:
         raise
     finally:
         broker.close()
+
+
+def _fault_hooks(environ: Mapping[str, str]) -> FileIO | None:
+    """The test-only fault hooks when `NAKADI_FAULT` or `NAKADI_SYNC_TRACE`
+    is set (RELIABILITY.md 1b and 1c); never meant for real use."""
+    fault, trace = environ.get(FAULT_VARIABLE), environ.get(SYNC_TRACE_VARIABLE)
+    try:
+        hooks = fault_hooks(fault, trace)
+    except ValueError as error:
+        raise StartupError(f"{FAULT_VARIABLE}: {error}") from error
+    if hooks is not None:
+        log.warning("test-only fault hooks are on: %s=%s %s=%s", FAULT_VARIABLE, fault or "",
+                    SYNC_TRACE_VARIABLE, trace or "")
+    return hooks
 
 
 def _tune_gc() -> None:

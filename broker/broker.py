@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from storage import StorageError
+from storage import FileIO, StorageError
 
 from . import cursors
 from .config import StorageConfig
@@ -47,6 +47,7 @@ class BrokerConfig:
     limits: EventTypeLimits = field(default_factory=EventTypeLimits)
     retention_interval_s: float = 60.0
     subscription_partitions_max: int = PARTITIONS_MAX_DEFAULT
+    io: FileIO | None = None  # the storage's system calls; tests and fault hooks replace it
 
 
 class Broker:
@@ -70,7 +71,7 @@ class Broker:
         os.makedirs(config.data_dir, exist_ok=True)
         metastore = Metastore(os.path.join(config.data_dir, METADATA_FILE))
         registry = Registry(metastore, config.limits)
-        logs = PartitionLogs(config.data_dir, config.storage.log, config.storage.recover)
+        logs = PartitionLogs(config.data_dir, config.storage.log, config.storage.recover, config.io)
         try:
             logs.open_all({name: registry.runtime(name).partition_count for name in registry.names()})
         except StorageError as e:
@@ -86,6 +87,20 @@ class Broker:
             return logs.all_bounds(name) if logs.has(name) else None
         subscriptions = Subscriptions(metastore, bounds_of, partitions_max=config.subscription_partitions_max)
         return cls(config, metastore, registry, logs, subscriptions)
+
+    async def readiness(self) -> dict:
+        """Whether the storage takes writes (it does until an append fails,
+        and again once one succeeds) and the metadata store answers."""
+        storage = {"writable": self._logs.write_failure is None}
+        if self._logs.write_failure is not None:
+            storage["detail"] = self._logs.write_failure
+        try:
+            await trio.to_thread.run_sync(self._metastore.check)
+            metadata: dict[str, object] = {"available": True}
+        except Exception as e:  # any failure of the store is what this reports
+            metadata = {"available": False, "detail": str(e)}
+        ready = storage["writable"] and metadata["available"]
+        return {"status": "ready" if ready else "not ready", "storage": storage, "metadata": metadata}
 
     def end_streams(self) -> None:
         """Make every open stream end now, as at shutdown; no new stream starts."""

@@ -1,5 +1,5 @@
 """The [storage] section of the configuration: its keys, their defaults, and
-what their values mean.
+what their values mean; and the test-only fault hooks of the storage.
 
 `api.config` reads the section, rejects unknown keys and checks each value
 has its default's type; this module checks the values make sense and turns
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from storage import LogConfig
+from storage import FaultIO, FileIO, LogConfig, parse_fault
 
 RecoverMode = Literal["refuse", "truncate"]
 RECOVER_MODES: tuple[RecoverMode, ...] = ("refuse", "truncate")
@@ -59,3 +59,13 @@ def storage_config(values: Mapping[str, object]) -> StorageConfig:
     frame_bytes_max = min(LogConfig.frame_bytes_max, merged["segment_bytes_max"])
     log = LogConfig(**{key: merged[key] for key in _LOG_KEYS}, frame_bytes_max=frame_bytes_max)
     return StorageConfig(log, merged["recover"])
+
+
+def fault_hooks(fault: str | None, sync_trace: str | None) -> FileIO | None:
+    """The storage's test-only fault hooks (`storage/faults.py`): SIGKILL at
+    the n-th pass of a crash point given as `<point>:<n>`, and a trace of
+    every sync written to the file `sync_trace`; None when neither is given.
+    Raises `ValueError` for a malformed `fault`."""
+    if not fault and not sync_trace:
+        return None
+    return FaultIO(parse_fault(fault) if fault else None, sync_trace or None)

@@ -123,6 +123,11 @@ class Metastore:
         with self._lock:
             self._db.close()
 
+    def check(self) -> None:
+        """Raise `sqlite3.Error` unless the database answers a query."""
+        with self._lock:
+            self._db.execute("SELECT count(*) FROM event_types").fetchone()
+
     # -- event types -------------------------------------------------------
 
     def insert_event_type(self, name: str, definition: str, schema: SchemaRow) -> bool:

@@ -22,6 +22,7 @@ import trio
 
 from storage import (
     DiskFullError,
+    FileIO,
     LogConfig,
     OffsetOutOfRangeError,
     PartitionLog,
@@ -39,14 +40,17 @@ EVENT_TYPES_DIR = "event-types"
 class PartitionLogs:
     """Open partition logs, by event type name and partition index."""
 
-    def __init__(self, data_dir: str, config: LogConfig, recover: str) -> None:
+    def __init__(self, data_dir: str, config: LogConfig, recover: str, io: FileIO | None = None) -> None:
         self._root = os.path.join(data_dir, EVENT_TYPES_DIR)
         self._config = config
         self._recover = recover
+        self.io = io or FileIO()
         self._logs: dict[str, list[PartitionLog]] = {}
         self._appended: dict[str, trio.Event] = {}
         self._committers: dict[PartitionLog, GroupCommit] = {}
         self.streams_ended = False
+        # Why the last append failed, until one succeeds: what /ready reports.
+        self.write_failure: str | None = None
 
     # -- lifecycle (start-up and shutdown run before/after serving) ----------
 
@@ -74,7 +78,7 @@ class PartitionLogs:
         return path if partition is None else os.path.join(path, str(partition))
 
     def _open(self, name: str, partition: int) -> PartitionLog:
-        return PartitionLog.open(self._directory(name, partition), self._config, recover=self._recover)
+        return PartitionLog.open(self._directory(name, partition), self._config, io=self.io, recover=self._recover)
 
     async def create(self, name: str, partitions: int) -> None:
         """Create (empty) logs for a new event type."""
@@ -143,9 +147,12 @@ class PartitionLogs:
         try:
             appended = await committer.append(payloads)
         except DiskFullError as e:
-            raise InsufficientStorageError(f"the disk is full: {e}") from e
+            self.write_failure = f"the disk is full: {e}"
+            raise InsufficientStorageError(self.write_failure) from e
         except StorageError as e:
-            raise UnavailableError(f"storage failed: {e}") from e
+            self.write_failure = f"storage failed: {e}"
+            raise UnavailableError(self.write_failure) from e
+        self.write_failure = None
         self._notify(name)
         return appended.first_offset
 

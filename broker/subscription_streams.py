@@ -311,6 +311,7 @@ class SubscriptionStreams:
         rows = {(key.event_type, int(key.partition)): offset for key, offset in cursors_by_key.items()}
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(self._metastore.write_subscription_cursors, subscription_id, rows)
+        self._logs.io.crash_point("cursor.commit.written")
 
 
 def _items(body: object) -> list:

@@ -12,6 +12,9 @@ from .errors import LogFailedError as LogFailedError
 from .errors import OffsetOutOfRangeError as OffsetOutOfRangeError
 from .errors import StorageError as StorageError
 from .errors import WriteFailedError as WriteFailedError
+from .faults import CRASH_POINTS as CRASH_POINTS
+from .faults import FaultIO as FaultIO
+from .faults import parse_fault as parse_fault
 from .fileio import FileIO as FileIO
 from .loader import RecoveryEvent as RecoveryEvent
 from .loader import RecoveryReport as RecoveryReport
@@ -24,7 +27,8 @@ from .record import Record as Record
 from .record import Run as Run
 
 __all__ = [
-    "Appended", "BatchTooLargeError", "CorruptLogError", "DiskFullError", "Durability", "FileIO",
+    "CRASH_POINTS", "Appended", "BatchTooLargeError", "CorruptLogError", "DiskFullError", "Durability", "FaultIO",
+    "FileIO", "parse_fault",
     "LogClosedError", "LogConfig", "LogFailedError", "LogStatistics", "OffsetOutOfRangeError",
     "PartitionLog", "Record", "Run", "RecoveryEvent", "RecoveryReport", "StorageError", "WriteFailedError",
 ]

@@ -348,6 +348,7 @@ class PartitionLog:
 
     def _made_durable(self, target: tuple[int, int, int | None, int | None], *, hand_off: bool = True) -> None:
         self._durable = target
+        self._io.crash_point("log.durable")
         if self.config.durability == "always":
             self._visible_end, self._visible_position = target[0], target[1]
         self._wake_waiters(hand_off=hand_off)

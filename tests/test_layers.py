@@ -19,5 +19,5 @@ def test_layers_api_broker_storage_contracts_kept():
 
 def test_layers_storage_public_surface_is_exactly_all():
     public = {name for name in vars(storage) if not name.startswith("_")} - {
-        "errors", "fileio", "index", "loader", "log", "record", "segment"}
+        "errors", "faults", "fileio", "index", "loader", "log", "record", "segment"}
     assert public == set(storage.__all__)

@@ -76,3 +76,16 @@ async def test_app_content_encoding_is_refused_on_anything_but_post(client):
     response = await client.post("/event-types", data=b"x", headers={"Content-Encoding": "br",
                                                                       "Content-Type": "application/json"})
     assert response.status_code == 415
+
+
+async def test_ready_reports_storage_and_metadata_and_is_503_while_storage_refuses_writes(client, broker):
+    response = await client.get("/ready")
+    assert response.status_code == 200
+    assert await response.get_json() == {"status": "ready", "storage": {"writable": True},
+                                         "metadata": {"available": True}}
+    broker._logs.write_failure = "the disk is full: cannot write (ENOSPC)"
+    response = await client.get("/ready")
+    assert response.status_code == 503
+    body = await response.get_json()
+    assert body["status"] == "not ready"
+    assert body["storage"] == {"writable": False, "detail": "the disk is full: cannot write (ENOSPC)"}
