@@ -1,11 +1,12 @@
 # make run: start the broker with nakadi.toml; make test: the whole suite;
-# make bench: the benchmarks. Each creates .venv and installs into it first.
+# make bench: the benchmarks; make reliability [LONG=1]: the reliability
+# suites alone (LONG=1: their long sizes). Each creates .venv first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench reliability clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +25,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/publish_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/stream_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/subscription_bench.py $(BENCH_ARGS)
+
+reliability: $(STAMP)
+	RELIABILITY_LONG=$(if $(LONG),1,0) $(BIN)/python -m pytest tests/reliability tests/e2e/test_bad_input.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,4 +1,5 @@
-"""Suite-wide settings: hypothesis profiles (dev by default, ci when CI is set)."""
+"""Suite-wide settings: hypothesis profiles (dev by default, ci when CI is
+set), and the reliability suites' report lines at the end of the run."""
 
 import os
 
@@ -10,3 +11,11 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.reliability.harness import REPORT_LINES
+    if REPORT_LINES:
+        terminalreporter.section("reliability reports")
+        for line in REPORT_LINES:
+            terminalreporter.write_line(line)

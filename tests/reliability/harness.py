@@ -25,6 +25,7 @@ from tests.server import Server, own_environment, start_server
 
 LONG = os.environ.get("RELIABILITY_LONG") == "1"
 REPORTS = Path(os.environ.get("RELIABILITY_REPORTS", "")) if os.environ.get("RELIABILITY_REPORTS") else None
+REPORT_LINES: list[str] = []  # printed at the end of the pytest run (tests/conftest.py)
 
 
 def sized(ci: int, long: int) -> int:
@@ -90,6 +91,7 @@ class Report:
     def finish(self) -> None:
         line = json.dumps(self.as_json())
         print(f"\nreliability report: {line}")
+        REPORT_LINES.append(line)
         if REPORTS is not None:
             REPORTS.mkdir(parents=True, exist_ok=True)
             (REPORTS / f"{self.suite}.json").write_text(line + "\n")
