@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 def create_app(broker: Broker, *, request_bytes_max: int = 16 * 1024 * 1024) -> QuartTrio:
     app = QuartTrio(__name__)
+    # "/subscriptions//cursors" is a 404, not a redirect to another resource.
+    app.url_map.merge_slashes = False
     app.config.update(MAX_CONTENT_LENGTH=request_bytes_max, RESPONSE_TIMEOUT=None, BODY_TIMEOUT=60)
     app.add_url_rule("/health", view_func=health, methods=["GET"])
 

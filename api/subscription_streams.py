@@ -12,6 +12,7 @@ from broker.broker import Broker
 from broker.errors import BrokerError, InvalidRequestError
 
 from .event_types import json_body
+from .subscriptions import bool_arg
 from .wire import empty_response, json_response
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,7 @@ def register(app: QuartTrio, broker: Broker) -> None:
         return empty_response(204)
 
     async def stats(subscription_id: str) -> Response:
-        show_time_lag = request.args.get("show_time_lag", "false").lower() == "true"
-        return json_response({"items": await broker.subscription_stats(subscription_id, show_time_lag)})
+        return json_response({"items": await broker.subscription_stats(subscription_id, bool_arg("show_time_lag"))})
 
     app.add_url_rule("/subscriptions/<subscription_id>/events", view_func=stream_get, methods=["GET"])
     app.add_url_rule("/subscriptions/<subscription_id>/events", view_func=stream_post, methods=["POST"])

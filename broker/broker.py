@@ -96,10 +96,12 @@ class Broker:
             storage["detail"] = self._logs.write_failure
         try:
             await trio.to_thread.run_sync(self._metastore.check)
-            metadata: dict[str, object] = {"available": True}
+            metadata: dict[str, object] = {"available": True, "writable": self._metastore.write_failure is None}
+            if self._metastore.write_failure is not None:
+                metadata["detail"] = self._metastore.write_failure
         except Exception as e:  # any failure of the store is what this reports
-            metadata = {"available": False, "detail": str(e)}
-        ready = storage["writable"] and metadata["available"]
+            metadata = {"available": False, "writable": False, "detail": str(e)}
+        ready = storage["writable"] and metadata["available"] and metadata["writable"]
         return {"status": "ready" if ready else "not ready", "storage": storage, "metadata": metadata}
 
     def end_streams(self) -> None:

@@ -23,6 +23,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .errors import InsufficientStorageError
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE event_types (
@@ -103,6 +105,7 @@ class Metastore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self.write_failure: str | None = None  # why the last write failed, until one succeeds
         self._migrate()
 
     def _migrate(self) -> None:
@@ -320,7 +323,7 @@ class Metastore:
              for (event_type, partition), offset in sorted(cursors.items())])
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self)
 
 
 def event_types_key(event_types: Sequence[str]) -> str:
@@ -331,13 +334,34 @@ def event_types_key(event_types: Sequence[str]) -> str:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises. A
+    full disk (SQLITE_FULL) becomes `InsufficientStorageError` (507) and is
+    remembered in `write_failure` until a transaction commits."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    def __init__(self, store: Metastore) -> None:
+        self._store = store
+        self._db = store._db
 
     def __enter__(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as e:
+                if self._db.in_transaction:  # a failed COMMIT may have rolled back already
+                    self._db.execute("ROLLBACK")
+                self._raise_full(e)
+                raise
+            self._store.write_failure = None
+            return
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            self._raise_full(exc)
+
+    def _raise_full(self, error: sqlite3.Error) -> None:
+        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            self._store.write_failure = f"the disk is full (ENOSPC): the metadata database cannot grow ({error})"
+            raise InsufficientStorageError(self._store.write_failure) from error

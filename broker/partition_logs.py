@@ -14,6 +14,7 @@ call and an fsync (`group_commit`). Storage errors are translated here, once.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterable, Sequence
@@ -36,6 +37,8 @@ from .group_commit import GroupCommit
 
 EVENT_TYPES_DIR = "event-types"
 
+_log = logging.getLogger(__name__)
+
 
 class PartitionLogs:
     """Open partition logs, by event type name and partition index."""
@@ -57,7 +60,9 @@ class PartitionLogs:
     def open_all(self, partition_counts: dict[str, int]) -> None:
         """Open the logs of every known event type, running recovery; remove
         directories no event type owns (left by an interrupted create or delete)."""
-        os.makedirs(self._root, exist_ok=True)
+        if not os.path.isdir(self._root):
+            os.makedirs(self._root)
+            self.io.fsync_dir(os.path.dirname(self._root))
         for name in sorted(os.listdir(self._root)):
             if name not in partition_counts:
                 shutil.rmtree(os.path.join(self._root, name))
@@ -78,14 +83,26 @@ class PartitionLogs:
         return path if partition is None else os.path.join(path, str(partition))
 
     def _open(self, name: str, partition: int) -> PartitionLog:
-        return PartitionLog.open(self._directory(name, partition), self._config, io=self.io, recover=self._recover)
+        log = PartitionLog.open(self._directory(name, partition), self._config, io=self.io, recover=self._recover)
+        for event in log.recovery.events:
+            records = "" if event.records_removed is None else f", {event.records_removed} records"
+            _log.warning("recovery of %s partition %d: %s %s at byte %s (offset %s): %s; %d bytes%s removed",
+                         name, partition, event.action, event.path, event.position, event.offset, event.detail,
+                         event.bytes_removed, records)
+        return log
 
     async def create(self, name: str, partitions: int) -> None:
         """Create (empty) logs for a new event type."""
         def create() -> list[PartitionLog]:
             os.makedirs(self._directory(name), exist_ok=True)
+            self.io.fsync_dir(self._root)  # the event type's directory is durable before its logs
             return [self._open(name, p) for p in range(partitions)]
-        self._logs[name] = await trio.to_thread.run_sync(create)
+        try:
+            self._logs[name] = await trio.to_thread.run_sync(create)
+        except DiskFullError as e:
+            raise InsufficientStorageError(f"the disk is full: {e}") from e
+        except (StorageError, OSError) as e:
+            raise UnavailableError(f"cannot create the partitions of {name}: {e}") from e
 
     async def delete(self, name: str) -> None:
         """Close and remove every partition of `name`."""

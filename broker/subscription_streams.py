@@ -155,13 +155,12 @@ class SubscriptionStreams:
     async def reset(self, subscription: SubscriptionView, body: object) -> None:
         """Move the listed partitions' cursors (all streams close first); an
         empty list only initialises. 409 while another reset runs."""
-        items = _items(body)
-        coordinator = await self._coordinator(subscription, initialize=True)
-        assert coordinator is not None
         targets = {}
-        for item in items:
+        for item in _items(body):
             key, offset = await self._reset_cursor(subscription, item)
             targets[key] = offset
+        coordinator = await self._coordinator(subscription, initialize=True)  # only once all items are valid
+        assert coordinator is not None
         if not targets:
             return
         if coordinator.resetting:

@@ -67,8 +67,10 @@ class FaultIO(FileIO):
         super().close(fd)
 
     def fdatasync(self, fd: int) -> None:
+        # The length before the call: a write racing the sync may not be in it.
+        length = os.fstat(fd).st_size
         super().fdatasync(fd)
-        self._record(self._paths.get(fd, f"fd {fd}"), os.fstat(fd).st_size)
+        self._record(self._paths.get(fd, f"fd {fd}"), length)
 
     def fsync_dir(self, path: str) -> None:
         super().fsync_dir(path)

@@ -6,14 +6,16 @@ segment adds an entry for its first frame and then for the first frame
 starting at least `index_interval_bytes` after the previous entry, so the
 entries are a pure function of the log and can always be rebuilt from it.
 
-The active segment's file is preallocated to its capacity (zeros after the
-last entry); sealing trims it to its entries. The index is derived data and
+The active segment's file is preallocated (sparse) to its capacity, zeros
+after the last entry; entries are written with pwrite and read through the
+map. Sealing trims the file to its entries. The index is derived data and
 is never fsynced: the loader compares it with what the log implies and
 rewrites it when they differ.
 """
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import struct
@@ -51,8 +53,15 @@ class OffsetIndex:
                 os.ftruncate(fd, size)
                 os.pwrite(fd, expected, 0)
             self._mm = mmap.mmap(fd, size) if size else None
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        # Appends go through the descriptor: writing a hole of the sparse
+        # file through the map on a full disk would kill the process with
+        # SIGBUS, where pwrite raises ENOSPC. A full index takes none.
+        self._fd: int | None = fd
+        if self.full:
+            self._close_fd()
 
     @property
     def count(self) -> int:
@@ -67,11 +76,14 @@ class OffsetIndex:
         return ENTRY.unpack_from(self._mm, i * ENTRY.size)
 
     def append(self, relative_offset: int, position: int) -> None:
-        assert not self.full and self._mm is not None
+        """Add an entry; `OSError` (ENOSPC, EFBIG) when the disk has no room for it."""
+        assert not self.full and self._fd is not None
         if self._count:
             last_rel, last_pos = self.entry(self._count - 1)
             assert relative_offset > last_rel and position > last_pos, "index entries must increase"
-        ENTRY.pack_into(self._mm, self._count * ENTRY.size, relative_offset, position)
+        entry = ENTRY.pack(relative_offset, position)
+        if os.pwrite(self._fd, entry, self._count * ENTRY.size) != len(entry):
+            raise OSError(errno.ENOSPC, "short write to the index")
         self._count += 1
 
     def floor(self, relative_offset: int) -> tuple[int, int] | None:
@@ -100,11 +112,18 @@ class OffsetIndex:
         """
         os.truncate(self.path, self._count * ENTRY.size)
         self._capacity = self._count
+        self._close_fd()
 
     def close(self) -> None:
+        self._close_fd()
         if self._mm is not None:
             self._mm.close()
             self._mm = None
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _file_holds(path: str, expected: bytes, size: int) -> bool:

@@ -149,6 +149,10 @@ def _pass2_sealed(directory: str, bases: list[int], settings: SegmentSettings,
             _refuse_or_cut(2, directory, bases, i - 1, states, (states[-1].size, _gap_reason(states[-1], base)),
                            settings, recover, report)
             return states
+        header_problem = _header_problem(path, base)
+        if header_problem is not None and recover == "truncate":
+            _restart_segment(directory, bases, i, states, header_problem, settings, report)
+            return states
         scan = _scan_segment(path, base, settings, sealed=True)
         states.append(scan.state)
         if scan.bad is not None:
@@ -231,6 +235,42 @@ def _refuse_or_cut(pass_number: int, directory: str, bases: list[int], i: int, s
             settings.io.unlink(index_path)
     del states[i + 1:]
     report.events.append(RecoveryEvent(pass_number, "truncated_damage", path, reason, position=position, offset=offset,
+                                       bytes_removed=lost_bytes, records_removed=lost_records))
+
+
+def _header_problem(path: str, base: int) -> str | None:
+    with open(path, "rb") as f:
+        head = f.read(SEGMENT_HEADER.size)
+    return "segment file is empty" if not head else check_segment_header(head, base)
+
+
+def _restart_segment(directory: str, bases: list[int], i: int, states: list[SegmentState], reason: str,
+                     settings: SegmentSettings, report: RecoveryReport) -> None:
+    """`recover="truncate"` of a sealed segment whose header is damaged: its
+    frames cannot be trusted, so it becomes an empty segment (a new header)
+    and every later segment goes; the log continues from its base offset."""
+    base = bases[i]
+    path = _log_path(directory, base)
+    lost_bytes = max(0, os.path.getsize(path) - SEGMENT_HEADER.size)
+    lost_records = (bases[i + 1] if i + 1 < len(bases) else base) - base
+    for later in bases[i + 1:]:
+        later_path = _log_path(directory, later)
+        lost_records += sum(f.count for f in _valid_frames_after(later_path, SEGMENT_HEADER.size,
+                                                                  settings.frame_bytes_max))
+        lost_bytes += os.path.getsize(later_path)
+        settings.io.unlink(later_path)
+        index_path = os.path.join(directory, segment_name(later) + ".index")
+        if os.path.exists(index_path):
+            settings.io.unlink(index_path)
+    fd = settings.io.open(path, os.O_WRONLY)
+    try:
+        settings.io.ftruncate(fd, 0)
+        settings.io.writev(fd, [encode_segment_header(base)])
+        settings.io.fdatasync(fd)
+    finally:
+        settings.io.close(fd)
+    states.append(SegmentState(base, SEGMENT_HEADER.size, None, None, []))
+    report.events.append(RecoveryEvent(2, "truncated_damage", path, reason, position=0, offset=base,
                                        bytes_removed=lost_bytes, records_removed=lost_records))
 
 
@@ -327,8 +367,9 @@ def _pass4_sync(directory: str, active_path: str, io: FileIO, report: RecoveryRe
         io.fdatasync(fd)
     finally:
         io.close(fd)
-    if report.events:
-        io.fsync_dir(directory)
+    # Always: a crash between creating a segment and syncing the directory
+    # leaves a file whose name is not durable, though it looks complete.
+    io.fsync_dir(directory)
 
 
 def _log_path(directory: str, base: int) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Final
 
-from .errors import BatchTooLargeError, CorruptLogError, write_failed
+from .errors import BatchTooLargeError, CorruptLogError, WriteFailedError, write_failed
 from .fileio import FileIO
 from .index import OffsetIndex
 from .record import (
@@ -80,7 +80,11 @@ class Segment:
         self._io = io
         self._frame_bytes_max = frame_bytes_max
         self._index_interval_bytes = index_interval_bytes
-        self.index = OffsetIndex(self.index_path, state.index_entries, max(index_capacity, len(state.index_entries)))
+        try:
+            self.index = OffsetIndex(self.index_path, state.index_entries,
+                                     max(index_capacity, len(state.index_entries)))
+        except OSError as e:
+            raise write_failed(f"cannot write the index {self.index_path}", e) from e
         self._last_indexed_position = state.index_entries[-1][1] if state.index_entries else None
         self._fd = io.open(self.log_path, os.O_RDWR | os.O_APPEND)
         self._pins = 0
@@ -106,8 +110,14 @@ class Segment:
             raise write_failed(f"cannot create segment {path}", e) from e
         io.close(fd)
         state = SegmentState(base_offset, SEGMENT_HEADER.size, None, None, [])
-        return cls(directory, base_offset, state, io=io, frame_bytes_max=frame_bytes_max,
-                   index_interval_bytes=index_interval_bytes, index_capacity=index_capacity)
+        try:
+            return cls(directory, base_offset, state, io=io, frame_bytes_max=frame_bytes_max,
+                       index_interval_bytes=index_interval_bytes, index_capacity=index_capacity)
+        except WriteFailedError:
+            for leftover in (path, os.path.join(directory, segment_name(base_offset) + ".index")):
+                with contextlib.suppress(OSError):
+                    io.unlink(leftover)
+            raise
 
     @property
     def empty(self) -> bool:
@@ -136,7 +146,11 @@ class Segment:
             self._io.ftruncate(self._fd, position)
             raise write_failed(f"append to {self.log_path} failed", e) from e
         if self._last_indexed_position is None or position - self._last_indexed_position >= self._index_interval_bytes:
-            self.index.append(self.end_offset - self.base_offset, position)
+            try:
+                self.index.append(self.end_offset - self.base_offset, position)
+            except OSError as e:
+                self._io.ftruncate(self._fd, position)
+                raise write_failed(f"indexing {self.log_path} failed", e) from e
             self._last_indexed_position = position
         self.size += size
         self.end_offset += len(payloads)

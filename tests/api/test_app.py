@@ -82,7 +82,7 @@ async def test_ready_reports_storage_and_metadata_and_is_503_while_storage_refus
     response = await client.get("/ready")
     assert response.status_code == 200
     assert await response.get_json() == {"status": "ready", "storage": {"writable": True},
-                                         "metadata": {"available": True}}
+                                         "metadata": {"available": True, "writable": True}}
     broker._logs.write_failure = "the disk is full: cannot write (ENOSPC)"
     response = await client.get("/ready")
     assert response.status_code == 503
