@@ -12,6 +12,7 @@ outbound=0` and asserts it.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -21,6 +22,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,7 @@ import httpx
 import pytest
 
 from tests.api.helpers import business_event, business_type
+from tests.reliability.harness import Report
 from tests.server import Server, serving
 
 pytestmark = pytest.mark.slow
@@ -63,6 +66,7 @@ class Tally:
 
 
 TALLY = Tally()
+STARTED = time.monotonic()
 
 
 class Cases:
@@ -155,6 +159,16 @@ def newest_offsets(client: httpx.Client, name: str) -> list[str]:
     response = client.get(f"/event-types/{name}/partitions")
     assert response.status_code == 200, response.text
     return [view["newest_available_offset"] for view in response.json()]
+
+
+def stream_status(client: httpx.Client, method: str, path: str, **kwargs) -> httpx.Response:
+    """The response to a request that opens a stream when it succeeds: an
+    error is read whole; a stream opened by mistake is closed at once."""
+    with client.stream(method, path, **kwargs) as response:
+        if response.status_code != 200:
+            response.read()
+            return response
+        return httpx.Response(200, headers=response.headers, content=b"")
 
 
 def assert_nothing_stored(client: httpx.Client) -> None:
@@ -434,15 +448,16 @@ def _await_response(sock: socket.socket, received: bytes, seconds: float) -> tup
             return received, _parse_response(received)
 
 
-def post_oversized(server: Server, *, chunked: bool, total_bytes: int) -> Oversized:
-    """POST `total_bytes` of body to the refused event type, 1 MiB at a
+def post_oversized(server: Server, *, chunked: bool, total_bytes: int,
+                   path: bytes = b"/event-types/" + REFUSED.encode() + b"/events") -> Oversized:
+    """POST `total_bytes` of body to `path` (the refused event type), 1 MiB at a
     time, watching for the response after every piece. Bounded: stops at
     `total_bytes`, at the first send error or after `SEND_SECONDS_MAX`.
     With Content-Length, no body byte is sent until the response is in
     (up to 5 s): the server must refuse from the header alone."""
     host, port = urllib.parse.urlsplit(server.url).hostname, urllib.parse.urlsplit(server.url).port
     framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % total_bytes
-    head = (b"POST /event-types/" + REFUSED.encode() + b"/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    head = (b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/json\r\n" + framing + b"\r\n\r\n")
     data = b"[" + b" " * (SEND_PIECE_BYTES - 1)
     piece = b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
@@ -572,6 +587,18 @@ STREAM_LIMITS = {
 def test_stream_bad_limits_are_422_and_unparseable_ones_400(client, cases):
     for query, status in STREAM_LIMITS.items():
         cases.expect(f"stream ?{query}", client.get(f"/event-types/{REFUSED}/events?{query}"), status)
+    cases.verify()
+
+
+def test_stream_timeout_out_of_range_draws_the_default_and_unparseable_is_400(client, cases):
+    # RELIABILITY.md (4) lists `stream_timeout` out of range as 422; Nakadi's
+    # code (and ours, broker/stream_params.py) replaces 0, negative or above
+    # 4200 by the default, and refuses only one below batch_flush_timeout
+    # (STREAM_LIMITS above). Those streams open; they are closed at once.
+    for query in ("stream_timeout=-1", "stream_timeout=0", "stream_timeout=4201", "stream_timeout=2147483647"):
+        cases.expect(f"stream ?{query}", stream_status(client, "GET", f"/event-types/{REFUSED}/events?{query}"), 200)
+    for query in ("stream_timeout=99999999999", "stream_timeout=1e3", "stream_timeout=x", "stream_timeout=%00"):
+        cases.expect(f"stream ?{query}", stream_status(client, "GET", f"/event-types/{REFUSED}/events?{query}"), 400)
     cases.verify()
 
 
@@ -728,6 +755,33 @@ def test_event_type_names_unsafe_are_422_and_reach_no_file_outside_the_data_dir(
     cases.verify()
 
 
+def test_event_type_bodies_unparseable_are_400(client, cases):
+    """RELIABILITY.md (4)'s parser rows on the event type resource: NaN,
+    Infinity, an overflowing float, invalid UTF-8, a lone surrogate, 100k
+    nesting; and integers beyond 2^64 where Nakadi binds a Java int."""
+    text = json.dumps(business_type(name="bad.parse")).encode()
+    stat = b'"messages_per_minute": 1'
+    bodies = {
+        "NaN": text.replace(stat, b'"messages_per_minute": NaN'),
+        "Infinity": text.replace(stat, b'"messages_per_minute": Infinity'),
+        "1e400": text.replace(stat, b'"messages_per_minute": 1e400'),
+        "an integer beyond 2^64": text.replace(stat, b'"messages_per_minute": 123456789012345678901234567890'),
+        "partitions beyond 2^64": text.replace(b'"read_parallelism": 1', b'"read_parallelism": 18446744073709551617'),
+        "invalid UTF-8": text.replace(b'"shop"', b'"sh\xffop"'),
+        "lone surrogate escape": text.replace(b'"shop"', b'"sh\\ud800op"'),
+        "100k-deep": text[:-1] + b',"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    }
+    for label, body in bodies.items():
+        assert body != text, label
+        cases.expect(f"create event type: {label}", client.post(
+            "/event-types", content=body, headers={"Content-Type": "application/json"}), 400)
+        cases.expect(f"update event type: {label}", client.put(
+            f"/event-types/{ACCEPTED}", content=body.replace(b"bad.parse", ACCEPTED.encode()),
+            headers={"Content-Type": "application/json"}), 400)
+    cases.verify()
+    assert client.get("/event-types/bad.parse").status_code == 404
+
+
 # -- schemas ------------------------------------------------------------------
 
 class Listener:
@@ -841,6 +895,413 @@ def test_event_type_schemas_invalid_are_422_and_never_fetched(client, cases):
     assert listener.connections == 0
 
 
+# -- subscriptions ------------------------------------------------------------------
+
+SUBSCRIBED = "bad.sub"  # two partitions, six events, read by the subscription below
+SUBSCRIBED_EVENTS = 6
+
+
+@pytest.fixture(scope="module")
+def subscription(client) -> str:
+    """The id of a subscription reading `SUBSCRIBED` from the beginning."""
+    assert client.post("/event-types", json=business_type(name=SUBSCRIBED, partitions=2)).status_code == 201
+    events = [business_event(f"s{i}") for i in range(SUBSCRIBED_EVENTS)]
+    assert client.post(f"/event-types/{SUBSCRIBED}/events", json=events).status_code == 200
+    response = client.post("/subscriptions", json=subscription_body("bad-input"))
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def subscription_body(consumer_group: str, **extra) -> dict:
+    """A valid subscription of `SUBSCRIBED`; a fresh `consumer_group` makes a new one
+    (the same key answers 200 with the stored subscription, unchecked)."""
+    return {"owning_application": "bad-input", "event_types": [SUBSCRIBED], "consumer_group": consumer_group,
+            "read_from": "begin", **extra}
+
+
+def cursor(partition: str, offset: str, event_type: str = SUBSCRIBED) -> dict:
+    return {"event_type": event_type, "partition": partition, "offset": offset}
+
+
+SUBSCRIPTION_MALFORMED = {
+    "malformed JSON": b'{"owning_application":',
+    "empty body": b"",
+    "array": b"[]",
+    "null": b"null",
+    "string": b'"subscription"',
+    "trailing garbage": b'{"owning_application":"a","event_types":["bad.sub"]} {}',
+    "NaN": b'{"owning_application":"a","event_types":["bad.sub"],"x":NaN}',
+    "Infinity": b'{"owning_application":"a","event_types":["bad.sub"],"x":Infinity}',
+    "1e400": b'{"owning_application":"a","event_types":["bad.sub"],"x":1e400}',
+    "invalid UTF-8": b'{"owning_application":"\xff\xfe","event_types":["bad.sub"]}',
+    "lone surrogate escape": b'{"owning_application":"\\ud800","event_types":["bad.sub"]}',
+    "100k-deep": b'{"owning_application":"a","event_types":["bad.sub"],"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "owning_application a number": b'{"owning_application":5,"event_types":["bad.sub"]}',
+    "consumer_group beyond 2^64": (b'{"owning_application":"a","event_types":["bad.sub"],'
+                                   b'"consumer_group":123456789012345678901234567890}'),
+    "event_types a string": b'{"owning_application":"a","event_types":"bad.sub"}',
+    "event_types holding null": b'{"owning_application":"a","event_types":[null]}',
+    "unknown read_from": b'{"owning_application":"a","event_types":["bad.sub"],"read_from":"yesterday"}',
+    "initial_cursors an object": b'{"owning_application":"a","event_types":["bad.sub"],"initial_cursors":{}}',
+    "authorization a list": b'{"owning_application":"a","event_types":["bad.sub"],"authorization":[]}',
+    "labels mapping to a number": b'{"owning_application":"a","event_types":["bad.sub"],"labels":{"a":1}}',
+}
+
+# Both partitions from BEGIN: what `read_from: cursors` needs; the cases break one thing each.
+_ALL_BEGIN = [cursor("0", "BEGIN"), cursor("1", "BEGIN")]
+SUBSCRIPTION_INVALID = {
+    "no owning_application": {"owning_application": None},
+    "empty owning_application": {"owning_application": ""},
+    "no event_types": {"event_types": None},
+    "empty event_types": {"event_types": []},
+    "unknown event type": {"event_types": ["nope"]},
+    "an unknown and a known event type": {"event_types": [SUBSCRIBED, "nope"]},
+    "traversal event type": {"event_types": ["../../metadata.db"]},
+    "empty consumer_group": {"consumer_group": ""},
+    "cursors without initial_cursors": {"read_from": "cursors"},
+    "cursors missing a partition": {"read_from": "cursors", "initial_cursors": _ALL_BEGIN[:1]},
+    "cursors naming partition 9": {"read_from": "cursors", "initial_cursors": [cursor("0", "BEGIN"),
+                                                                              cursor("9", "BEGIN")]},
+    "cursors naming partition 00": {"read_from": "cursors", "initial_cursors": [cursor("00", "BEGIN"),
+                                                                               cursor("1", "BEGIN")]},
+    "cursors twice for a partition": {"read_from": "cursors", "initial_cursors": [*_ALL_BEGIN, cursor("0", "BEGIN")]},
+    "cursors of another event type": {"read_from": "cursors", "initial_cursors": [*_ALL_BEGIN,
+                                                                                 cursor("0", "BEGIN", REFUSED)]},
+    "cursor offset zz": {"read_from": "cursors", "initial_cursors": [cursor("0", "zz"), cursor("1", "BEGIN")]},
+    "cursor offset empty": {"read_from": "cursors", "initial_cursors": [cursor("0", ""), cursor("1", "BEGIN")]},
+    "cursor offset null": {"read_from": "cursors", "initial_cursors": [{**cursor("0", ""), "offset": None},
+                                                                      cursor("1", "BEGIN")]},
+    "cursor offset past the newest": {"read_from": "cursors", "initial_cursors": [
+        cursor("0", "001-0001-000000000000000999"), cursor("1", "BEGIN")]},
+    "cursor offset -5": {"read_from": "cursors", "initial_cursors": [cursor("0", "-5"), cursor("1", "BEGIN")]},
+    "cursor offset of 2^64 digits": {"read_from": "cursors", "initial_cursors": [
+        cursor("0", "001-0001-99999999999999999999999"), cursor("1", "BEGIN")]},
+    "authorization without attributes": {"authorization": {"admins": [], "readers": []}},
+    "authorization with a duplicate": {"authorization": {
+        "admins": [{"data_type": "user", "value": "jo"}, {"data_type": "user", "value": "jo"}],
+        "readers": [{"data_type": "user", "value": "jo"}]}},
+    "label of 64 characters": {"labels": {"a": "x" * 64}},
+    "annotation of 1001 characters": {"annotations": {"a": "x" * 1001}},
+    "dead-letter annotation alone": {"annotations": {"nakadi.zalando.org/subscription-max-event-send-count": "3"}},
+}
+
+
+def test_subscription_create_malformed_is_400_and_invalid_is_422(client, subscription, cases):
+    before = client.get("/subscriptions", params={"limit": 1000}).json()["items"]
+    for label, body in SUBSCRIPTION_MALFORMED.items():
+        cases.expect(f"create subscription: {label}",
+                     client.post("/subscriptions", content=body, headers={"Content-Type": "application/json"}), 400)
+    for i, (label, change) in enumerate(SUBSCRIPTION_INVALID.items()):
+        body = {key: value for key, value in {**subscription_body(f"invalid-{i}"), **change}.items()
+                if value is not None}
+        cases.expect(f"create subscription: {label}", client.post("/subscriptions", json=body), 422)
+    cases.expect("create subscription as text/plain", client.post(
+        "/subscriptions", content=json.dumps(subscription_body("plain")),
+        headers={"Content-Type": "text/plain", **ONCE}), 415)
+    cases.expect("create subscription, corrupt gzip", client.post(
+        "/subscriptions", content=b"\x1f\x8b\x08\x00garbage",
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}), 400)
+    bomb = gzip.compress(b"{" + b" " * (REQUEST_BYTES_MAX + 1024) + b"}")
+    cases.expect("create subscription, gzip bomb", client.post(
+        "/subscriptions", content=bomb, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}), 413)
+    cases.verify()
+    # Nothing was stored by any of them.
+    assert client.get("/subscriptions", params={"limit": 1000}).json()["items"] == before
+
+
+def test_subscription_update_malformed_is_400_and_invalid_is_422(client, subscription, cases):
+    path = f"/subscriptions/{subscription}"
+    for label in ("malformed JSON", "empty body", "array", "NaN", "invalid UTF-8", "100k-deep"):
+        cases.expect(f"update subscription: {label}", client.put(
+            path, content=SUBSCRIPTION_MALFORMED[label], headers={"Content-Type": "application/json"}), 400)
+    for label, change in {"no owning_application": {"owning_application": None},
+                          "another consumer_group": {"consumer_group": "other"},
+                          "another event type": {"event_types": [REFUSED]},
+                          "another read_from": {"read_from": "end"},
+                          "label of 64 characters": {"labels": {"a": "x" * 64}}}.items():
+        body = {key: value for key, value in {**subscription_body("bad-input"), **change}.items() if value is not None}
+        cases.expect(f"update subscription: {label}", client.put(path, json=body), 422)
+    cases.verify()
+    assert client.get(path).json()["consumer_group"] == "bad-input"
+
+
+def test_subscription_list_bad_parameters_are_400(client, subscription, cases):
+    for query in ("limit=0", "limit=1001", "limit=-1", "limit=x", "limit=99999999999999999999", "offset=-1",
+                  "offset=x", "reader=no-colon", "show_status=maybe"):
+        cases.expect(f"list subscriptions ?{query}", client.get(f"/subscriptions?{query}"), 400)
+    cases.expect("get subscription ?show_status=maybe",
+                 client.get(f"/subscriptions/{subscription}?show_status=maybe"), 400)
+    cases.verify()
+
+
+SUBSCRIPTION_STREAM_LIMITS = {
+    "batch_limit=0": 422,
+    "batch_limit=-1": 422,
+    "batch_limit=-9223372036854775808": 422,
+    "max_uncommitted_events=0": 422,
+    "max_uncommitted_events=-1": 422,
+    "batch_flush_timeout=-1": 422,
+    "commit_timeout=61": 422,
+    "commit_timeout=-1": 422,
+    "commit_timeout=9223372036854775807": 422,
+    "batch_limit=x": 400,
+    "batch_limit=1.5": 400,
+    "batch_limit=%20": 400,
+    "commit_timeout=%00": 400,
+    "stream_limit=9223372036854775808": 400,
+    "max_uncommitted_events=1e3": 400,
+}
+SUBSCRIPTION_STREAM_BODIES = {
+    "not JSON": (b"{", 400),
+    "array": (b"[]", 400),
+    "NaN": (b'{"batch_limit":NaN}', 400),
+    "100k-deep": (b'{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400),
+    "batch_limit a string": (b'{"batch_limit":"x"}', 400),
+    "batch_limit true": (b'{"batch_limit":true}', 400),
+    "batch_limit 1.5": (b'{"batch_limit":1.5}', 400),
+    "batch_limit beyond 2^64": (b'{"batch_limit":123456789012345678901234567890}', 400),
+    "batch_limit 0": (b'{"batch_limit":0}', 422),
+    "commit_timeout 61": (b'{"commit_timeout":61}', 422),
+    "partitions an object": (b'{"partitions":{}}', 400),
+    "partitions holding null": (b'{"partitions":[null]}', 422),
+    "partition without event_type": (b'{"partitions":[{"partition":"0"}]}', 422),
+    "unknown partition": (b'{"partitions":[{"event_type":"bad.sub","partition":"9"}]}', 422),
+    "partition of another event type": (b'{"partitions":[{"event_type":"bad.input","partition":"0"}]}', 422),
+    "the same partition twice": (b'{"partitions":[{"event_type":"bad.sub","partition":"0"},'
+                                 b'{"event_type":"bad.sub","partition":"0"}]}', 422),
+}
+
+
+def test_subscription_stream_bad_parameters_are_422_and_unparseable_ones_400(client, subscription, cases):
+    path = f"/subscriptions/{subscription}/events"
+    for query, status in SUBSCRIPTION_STREAM_LIMITS.items():
+        cases.expect(f"subscription stream ?{query}", stream_status(client, "GET", f"{path}?{query}"), status)
+    for label, (body, status) in SUBSCRIPTION_STREAM_BODIES.items():
+        cases.expect(f"subscription stream POST {label}", stream_status(
+            client, "POST", path, content=body, headers={"Content-Type": "application/json"}), status)
+    cases.expect("subscription stream POST as text/plain", stream_status(
+        client, "POST", path, content=b"{}", headers={"Content-Type": "text/plain", **ONCE}), 415)
+    cases.verify()
+
+
+@contextlib.contextmanager
+def direct_stream(server: Server, subscription_id: str) -> Iterator[tuple[str, dict]]:
+    """A stream of partition 0 only (direct assignment); its stream id and
+    the cursor of its first batch. Whatever was sent is committed at the
+    end, so the partition is free again; bounded: 10 s per read."""
+    with httpx.Client(base_url=server.url, trust_env=False, timeout=10) as streamer:
+        body = {"partitions": [{"event_type": SUBSCRIBED, "partition": "0"}], "batch_limit": SUBSCRIBED_EVENTS,
+                "batch_flush_timeout": 1, "stream_timeout": 60, "commit_timeout": 60}
+        with streamer.stream("POST", f"/subscriptions/{subscription_id}/events", json=body) as response:
+            assert response.status_code == 200, response.read()
+            stream_id = response.headers["X-Nakadi-StreamId"]
+            # next(), not a for loop: leaving a for loop over iter_lines closes the response.
+            lines = response.iter_lines()
+            first = None
+            deadline = time.monotonic() + 10
+            while first is None and time.monotonic() < deadline:
+                batch = json.loads(next(lines))
+                if batch.get("events"):
+                    first = batch["cursor"]
+            assert first is not None and first["partition"] == "0", first
+            yield stream_id, first
+            done = streamer.post(f"/subscriptions/{subscription_id}/cursors", json={"items": [first]},
+                                 headers={"X-Nakadi-StreamId": stream_id})
+            assert done.status_code in (200, 204), done.text
+
+
+def test_subscription_commit_bad_stream_ids_and_cursors_are_422(server, client, subscription, cases):
+    path = f"/subscriptions/{subscription}/cursors"
+    other = client.post("/subscriptions", json=subscription_body("commit-other")).json()["id"]
+    with direct_stream(server, subscription) as (stream_id, first):
+        own = {"X-Nakadi-StreamId": stream_id}
+        for label, headers in {"without X-Nakadi-StreamId": {}, "with an empty X-Nakadi-StreamId": {
+                "X-Nakadi-StreamId": ""}, "with an unknown X-Nakadi-StreamId": {"X-Nakadi-StreamId": str(uuid.uuid4())},
+                "with a traversal X-Nakadi-StreamId": {"X-Nakadi-StreamId": "../../metadata.db"},
+                "with a 4 KiB X-Nakadi-StreamId": {"X-Nakadi-StreamId": "a" * 4096}}.items():
+            cases.expect(f"commit {label}", client.post(path, json={"items": [first]}, headers=headers), 422)
+        cases.expect("commit with another subscription's stream id",
+                     client.post(f"/subscriptions/{other}/cursors", json={"items": [{**first}]}, headers=own), 422)
+        cases.expect("commit an empty cursor list", client.post(path, json={"items": []}, headers=own), 422)
+        cases.expect("commit an empty cursor list without a stream id", client.post(path, json={"items": []}), 422)
+        for label, item in {
+            "offset zz": {**first, "offset": "zz"},
+            "offset empty": {**first, "offset": ""},
+            "offset END": {**first, "offset": "END"},
+            "offset null": {**first, "offset": None},
+            "offset a number": {**first, "offset": 3},
+            "offset past the newest": {**first, "offset": "001-0001-000000000000000999"},
+            "offset of another version": {**first, "offset": "001-ffff-000000000000000000"},
+            "offset of 2^64 digits": {**first, "offset": "001-0001-99999999999999999999999"},
+            "partition 9": {**first, "partition": "9"},
+            "partition -1": {**first, "partition": "-1"},
+            "partition 00": {**first, "partition": "00"},
+            "partition null": {**first, "partition": None},
+            "partition 1, not held by the stream": {**first, "partition": "1", "offset": "001-0001-000000000000000000"},
+            "unknown event type": {**first, "event_type": "nope"},
+            "traversal event type": {**first, "event_type": "../../metadata.db"},
+            "no cursor_token": {key: value for key, value in first.items() if key != "cursor_token"},
+            "cursor null": None,
+            "cursor a string": "001-0001-000000000000000000",
+        }.items():
+            cases.expect(f"commit cursor {label}", client.post(path, json={"items": [item]}, headers=own), 422)
+        for label, body in {"not JSON": b"{", "array": b"[]", "without items": b"{}", "items an object": (
+                b'{"items":{}}'), "NaN": b'{"items":[NaN]}', "100k-deep": b'{"items":' + b"[" * 100_000
+                + b"]" * 100_000 + b"}"}.items():
+            cases.expect(f"commit body {label}", client.post(
+                path, content=body, headers={"Content-Type": "application/json", **own}), 400)
+        # Every refusal above left the stream usable: its cursor commits.
+        cases.expect("commit the first batch", client.post(path, json={"items": [first]}, headers=own), 204)
+    cases.verify()
+    committed = client.get(path).json()["items"]
+    assert {c["partition"]: c["offset"] for c in committed}["0"] == first["offset"], committed
+
+
+def test_subscription_reset_bad_offsets_are_422(client, subscription, cases):
+    path = f"/subscriptions/{subscription}/cursors"
+    before = client.get(path).json()["items"]
+    for label, item in {
+        "offset zz": cursor("0", "zz"),
+        "offset empty": cursor("0", ""),
+        "offset null": {**cursor("0", ""), "offset": None},
+        "offset a number": {**cursor("0", ""), "offset": 3},
+        "no offset": {"event_type": SUBSCRIBED, "partition": "0"},
+        "offset -5": cursor("0", "-5"),
+        "offset past the newest": cursor("0", "001-0001-000000000000000999"),
+        "offset of another version": cursor("0", "001-ffff-000000000000000000"),
+        "offset of 2^64 digits": cursor("0", "001-0001-99999999999999999999999"),
+        "partition 9": cursor("9", "BEGIN"),
+        "partition null": {**cursor("0", "BEGIN"), "partition": None},
+        "partition a number": {**cursor("0", "BEGIN"), "partition": 0},
+        "event type not in the subscription": cursor("0", "BEGIN", REFUSED),
+        "unknown event type": cursor("0", "BEGIN", "nope"),
+        "cursor null": None,
+        "timestamp not a date": {"event_type": SUBSCRIBED, "partition": "0", "timestamp": "yesterday"},
+        "timestamp without a zone": {"event_type": SUBSCRIBED, "partition": "0", "timestamp": "2024-01-01T00:00:00"},
+        "timestamp a number": {"event_type": SUBSCRIBED, "partition": "0", "timestamp": 5},
+        "timestamp in year 99999": {"event_type": SUBSCRIBED, "partition": "0", "timestamp": "99999-01-01T00:00:00Z"},
+    }.items():
+        cases.expect(f"reset cursor {label}", client.patch(path, json={"items": [item]}), 422)
+    cases.expect("reset a good and a bad cursor", client.patch(path, json={"items": [
+        cursor("1", "BEGIN"), cursor("0", "zz")]}), 422)
+    for label, body in {"not JSON": b"{", "array": b"[]", "without items": b"{}", "NaN": b'{"items":[NaN]}',
+                        "invalid UTF-8": b'{"items":["\xff"]}'}.items():
+        cases.expect(f"reset body {label}", client.patch(path, content=body,
+                                                         headers={"Content-Type": "application/json"}), 400)
+    cases.expect("reset as text/plain", client.patch(path, content=b'{"items":[]}',
+                                                     headers={"Content-Type": "text/plain", **ONCE}), 415)
+    cases.verify()
+    # A refused reset moved nothing (tokens are fresh on every read: compare offsets).
+    after = client.get(path).json()["items"]
+    if before:
+        assert [(c["partition"], c["offset"]) for c in after] == [(c["partition"], c["offset"]) for c in before]
+
+
+# Subscription ids that look like paths, escapes or look-alikes; sent percent-encoded.
+BAD_SUBSCRIPTION_IDS = [
+    "../x", "..", ".", "../../metadata.db", "../event-types/" + REFUSED, "..%2f", "%2e%2e%2f", "a/b", "a\\b",
+    "\x00", "a\x00b", "a" * 1000, f"/tmp/{CANARY}", f"../../../../../../tmp/{CANARY}", " ", "\u2025",
+    "\uff0e\uff0e", "' OR '1'='1", "00000000-0000-0000-0000-000000000000", "*", "%",
+]
+# Sent byte for byte (an empty segment, `//`, is a 404 like any unknown path).
+RAW_SUBSCRIPTION_PATHS = [
+    b"/subscriptions/../x", b"/subscriptions/..", b"/subscriptions/.", b"/subscriptions/%2e%2e",
+    b"/subscriptions/..%2fmetadata.db", b"/subscriptions/%2e%2e%2f%2e%2e%2fmetadata.db/cursors",
+    b"/subscriptions/a%2Fb", b"/subscriptions/%00", b"/subscriptions/%ff", b"/subscriptions/%",
+    b"/subscriptions/a\\b", b"/subscriptions/../../metadata.db/stats", b"/subscriptions/x/../",
+    b"/subscriptions/%c0%ae%c0%ae/events", b"/subscriptions/%20", b"/subscriptions//cursors",
+]
+
+
+def _subscription_routes(path: bytes) -> list[tuple[str, str, bytes, dict]]:
+    """Every route of a subscription; requests with a body ask for their own
+    connection (`ONCE`), as an unmatched route is answered before its body."""
+    commit = {"items": [{**cursor("0", "BEGIN"), "cursor_token": str(uuid.uuid4())}]}
+    return [
+        ("get", "GET", path, {}),
+        ("update", "PUT", path, {"json": subscription_body("bad-input"), "headers": ONCE}),
+        ("delete", "DELETE", path, {}),
+        ("stream", "GET", path + b"/events?stream_timeout=1", {}),
+        ("stream POST", "POST", path + b"/events", {"json": {"stream_timeout": 1}, "headers": ONCE}),
+        ("cursors", "GET", path + b"/cursors", {}),
+        ("commit", "POST", path + b"/cursors", {"json": commit, "headers": {
+            "X-Nakadi-StreamId": str(uuid.uuid4()), **ONCE}}),
+        ("reset", "PATCH", path + b"/cursors", {"json": {"items": [cursor("0", "BEGIN")]}, "headers": ONCE}),
+        ("stats", "GET", path + b"/stats", {}),
+    ]
+
+
+def test_subscription_unknown_ids_are_404_on_every_route(client, subscription, cases):
+    for name in (str(uuid.uuid4()), subscription.upper(), subscription + " ", subscription[:-1],
+                 subscription.replace("-", "")):
+        for label, method, target, kwargs in _subscription_routes(b"/subscriptions/" + encoded(name)):
+            cases.expect(f"unknown subscription {name!r}: {label}", stream_status(
+                client, method, target.decode(), **kwargs), 404)
+    cases.verify()
+
+
+def test_subscription_ids_unsafe_are_404_and_reach_no_file_outside_the_data_dir(server, client, subscription,
+                                                                                 cases):
+    before = tree(walked_root(server))
+    for name in BAD_SUBSCRIPTION_IDS:
+        # An id with a slash is a path the router does not match: any 4xx Problem.
+        status = {404} if "/" not in name else {400, 404, 405}
+        for label, method, target, kwargs in _subscription_routes(b"/subscriptions/" + encoded(name)):
+            request = client.build_request(method, "/", **kwargs)
+            request.url = request.url.copy_with(raw_path=target)
+            cases.expect(f"subscription id {name!r}: {label}", _send_stream(client, request), status)
+    body = json.dumps(subscription_body("bad-input")).encode()
+    for raw in RAW_SUBSCRIPTION_PATHS:
+        for method, payload in ((b"GET", b""), (b"DELETE", b""), (b"PUT", body), (b"POST", b"{}"),
+                                (b"PATCH", b'{"items":[]}')):
+            target = raw + b"/cursors" if method == b"PATCH" else raw
+            status, content_type, response = raw_request(server, method, target, payload,
+                                                         b"Content-Type: application/json\r\n")
+            wanted = {400, 404, 405}
+            cases.record(f"{method.decode()} {target.decode(errors='replace')}", status, content_type, response,
+                         wanted)
+    after = tree(walked_root(server))
+    outside = outside_the_data(after - before, server.data_dir)
+    canaries = sorted(Path("/tmp").glob(CANARY + "*"))
+    TALLY.outside_files += len(outside) + len(canaries)
+    cases.verify()
+    assert outside == [] and canaries == []
+    # What a DELETE could have hit is still there.
+    assert client.get(f"/subscriptions/{subscription}").status_code == 200
+    assert client.get(f"/event-types/{REFUSED}").status_code == 200
+    assert (server.data_dir / "metadata.db").exists()
+
+
+def _send_stream(client: httpx.Client, request: httpx.Request) -> httpx.Response:
+    """`request` sent; a stream opened by mistake is closed at once."""
+    response = client.send(request, stream=True)
+    try:
+        if response.status_code != 200:
+            response.read()
+            return response
+        return httpx.Response(200, headers=response.headers, content=b"")
+    finally:
+        response.close()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("route", ["create", "commit"])
+def test_subscription_body_over_the_limit_is_413_with_bounded_memory(server, client, subscription, cases,
+                                                                     route, chunked):
+    path = b"/subscriptions" if route == "create" else f"/subscriptions/{subscription}/cursors".encode()
+    result = post_oversized(server, chunked=chunked, total_bytes=OVERSIZED_BYTES, path=path)
+    label = f"{route} subscription {OVERSIZED_BYTES >> 20} MiB {'chunked' if chunked else 'with Content-Length'}"
+    cases.record(label, result.status, result.content_type, result.body, 413)
+    cases.verify()
+    assert result.sent_before_response is not None
+    if chunked:
+        assert result.sent_before_response < 4 * REQUEST_BYTES_MAX, result
+    else:
+        assert result.sent_before_response == 0, result
+    assert result.rss_peak_kib - result.rss_before_kib < RSS_GROWTH_KIB_MAX, result
+    assert client.get("/health").status_code == 200
+
+
 # -- the report ---------------------------------------------------------------
 
 def test_bad_input_report(server, client):
@@ -851,6 +1312,13 @@ def test_bad_input_report(server, client):
     log = "".join(server.stderr)
     unexpected = [line for line in log.splitlines() if "unexpected error" in line or "Traceback" in line]
     print(TALLY.line())
+    # RELIABILITY.md "Report format": `cycles` counts the cases here.
+    report = Report(suite="bad_input", seed=0, cycles=TALLY.cases, http_5xx=TALLY.http_5xx,
+                    non_problem_errors=TALLY.non_problem, started=STARTED)
+    extra = {"cases": TALLY.cases, "expected": TALLY.expected, "outside_files": TALLY.outside_files,
+             "outbound": TALLY.outbound, "server_errors_logged": len(unexpected)}
+    print(f"bad-input extra: {json.dumps(extra)}")
+    report.finish()
     assert TALLY.http_5xx == 0 and TALLY.non_problem == 0
     assert TALLY.outside_files == 0 and TALLY.outbound == 0
     assert TALLY.expected == TALLY.cases, "\n".join(TALLY.failures)

@@ -153,7 +153,7 @@ def read_all(url: str, name: str) -> dict[str, list[tuple[int, dict]]]:
         if total <= 0:
             return out
         cursors = [{"partition": v["partition"], "offset": "BEGIN"} for v in views]
-        with client.stream("GET", f"/event-types/{name}/events?batch_limit=1000&stream_limit={total}"
+        with client.stream("GET", f"/event-types/{name}/events?batch_limit={min(1000, total)}&stream_limit={total}"
                            "&batch_flush_timeout=1&stream_timeout=60",
                            headers={"X-Nakadi-Cursors": json.dumps(cursors)}) as response:
             assert response.status_code == 200, response.read()
@@ -192,3 +192,75 @@ def check(history: History, read: dict[str, list[tuple[int, dict]]], report: Rep
     report.duplicates += stored_refused  # a refused publish stored something: count it as an extra event (I8)
     report.info_total = len(history.info)
     report.info_present = sum(1 for eid in history.info if eid in seen)
+
+
+@dataclass
+class Exited:
+    """A server that exited before it was ready: its exit status and output."""
+
+    status: int
+    stdout: str
+    stderr: str
+
+
+def launch(workdir: Path, data_dir: Path, *args: str, env: dict[str, str] | None = None,
+           preexec_fn=None, wrap=None) -> Server | Exited:
+    """Like `start`, but a server that exits before it is ready comes back
+    as `Exited` instead of raising, so a test can check a refused start.
+
+    `preexec_fn` runs in the child before exec (e.g. to set a resource
+    limit); `wrap(command)` returns the command line to run instead (e.g.
+    the server inside `unshare`, which must end by exec'ing it so that its
+    pid is the server's)."""
+    import subprocess
+
+    from tests.server import NAKADI, START_SECONDS
+
+    ready = workdir / f"ready-{time.monotonic_ns()}"
+    command = [str(NAKADI), "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir),
+               "--ready-file", str(ready), *args]
+    process = subprocess.Popen(wrap(command) if wrap else command, cwd=workdir,
+                               env={**own_environment(), **(env or {})}, text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, preexec_fn=preexec_fn)
+    server = Server(process, "", data_dir)
+    server.drain()
+    deadline = time.monotonic() + START_SECONDS
+    while not ready.exists():
+        if process.poll() is not None:
+            return Exited(*server.wait())
+        if time.monotonic() > deadline:
+            process.kill()
+            status, stdout, stderr = server.wait()
+            raise RuntimeError(f"the server was not ready within {START_SECONDS} s ({status}): {stdout}{stderr}")
+        time.sleep(0.02)
+    server.url = ready.read_text().strip()
+    return server
+
+
+def read_raw(url: str, name: str, partition: str, after: str = "BEGIN", count: int = 1) -> list[bytes]:
+    """The stream lines of `count` events of one partition after cursor
+    offset `after`, one event per line, as bytes: what a byte-for-byte
+    comparison of two reads needs."""
+    with httpx.Client(base_url=url, trust_env=False, timeout=60) as client:
+        cursors = [{"partition": partition, "offset": after}]
+        with client.stream("GET", f"/event-types/{name}/events?batch_limit=1&stream_limit={count}"
+                           "&batch_flush_timeout=1&stream_timeout=60",
+                           headers={"X-Nakadi-Cursors": json.dumps(cursors)}) as response:
+            body = response.read()
+            assert response.status_code == 200, body
+            return [line for line in body.split(b"\n") if line]
+
+
+def open_fds(pid: int) -> int:
+    """How many file descriptors process `pid` has open (/proc/<pid>/fd)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def percentiles(values: list[float], *qs: float) -> dict[str, float | None]:
+    """`{"p50": ...}` for each q in `qs` (nearest rank), None when `values` is empty."""
+    ordered = sorted(values)
+    out: dict[str, float | None] = {}
+    for q in qs:
+        key = f"p{q:g}"
+        out[key] = ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))] if ordered else None
+    return out
