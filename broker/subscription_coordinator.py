@@ -10,9 +10,11 @@ A stream opens a `Session`. Every change of the set of sessions runs the
 pure `rebalance`; a partition moving away from a live stream becomes
 `reassigning` and is handed over once everything that stream sent from it
 is committed (at once if nothing is outstanding). The stream shells read
-the assignment, send, and record in `Session.sent` the offset of the last
-event sent per partition; `uncommitted` is what was sent beyond the
-committed cursor.
+the assignment, send, and record in `Session.sent` the cursor of the last
+batch sent per partition, and in `Session.batches` each batch's cursor and
+event count; `uncommitted` counts the events of the batches beyond the
+committed cursor (a filtered stream's cursors cover more offsets than
+events, so offsets alone would not do).
 
 When a stream ends with events still uncommitted, its session stays
 (`ended`): it keeps its partitions and accepts commits until everything
@@ -29,14 +31,19 @@ A reset asks every stream to close with a debug message, waits for them
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
 from .errors import ConflictError
 from .rebalance import Assignment, PartitionKey, State, StreamRequest, direct_conflict, free_slots, hand_over, rebalance
 from .subscription_params import SubscriptionStreamParams
+
+if TYPE_CHECKING:
+    from .filters import Filter
 
 # A stream whose response has not started this long after it was admitted
 # is given up: its client left before the first byte.
@@ -51,6 +58,7 @@ class Session:
     params: SubscriptionStreamParams
     started_at: float
     sent: dict[PartitionKey, int] = field(default_factory=dict)
+    batches: dict[PartitionKey, deque[tuple[int, int]]] = field(default_factory=dict)
     last_commit_at: float = 0.0
     close_message: str | None = None
     streaming: bool = False
@@ -72,8 +80,9 @@ class Coordinator:
     """Sessions, assignment and committed cursors of one subscription."""
 
     def __init__(self, subscription_id: str, partitions: Sequence[PartitionKey],
-                 committed: dict[PartitionKey, int]) -> None:
+                 committed: dict[PartitionKey, int], event_filter: Filter | None = None) -> None:
         self.subscription_id = subscription_id
+        self.filter = event_filter  # what the subscription's streams send; None: everything
         self.partitions = sorted(partitions)
         self.committed = committed
         self.sessions: dict[str, Session] = {}
@@ -150,11 +159,22 @@ class Coordinator:
     def uncommitted(self, session: Session, key: PartitionKey | None = None) -> int:
         """Events `session` sent and nobody committed (on `key`, or on all it holds)."""
         keys = self.holding(session) if key is None else [key]
-        return sum(max(0, session.sent.get(k, -2) - self.committed[k]) for k in keys)
+        total = 0
+        for k in keys:
+            batches = session.batches.get(k)
+            if batches:
+                committed = self.committed[k]
+                while batches and batches[0][0] <= committed:
+                    batches.popleft()
+                total += sum(count for _, count in batches)
+        return total
 
     def record_sent(self, session: Session, key: PartitionKey, offset: int, count: int, now: float) -> None:
-        if not self.uncommitted(session):
-            session.last_commit_at = now  # the commit timeout runs from the first send after all was committed
+        """A batch of `count` events (0: a keep-alive) went out with cursor `offset`."""
+        if count:
+            if not self.uncommitted(session):
+                session.last_commit_at = now  # the commit timeout runs from the first send after all was committed
+            session.batches.setdefault(key, deque()).append((offset, count))
         session.sent[key] = offset
         session.events_sent += count
 
@@ -170,10 +190,11 @@ class Coordinator:
         """Record cursors that were just written to the metastore; hand over
         partitions whose moving stream has now committed all it sent."""
         for key, offset in cursors.items():
-            previous = self.committed[key]
             self.committed[key] = offset
             if session is not None:
-                session.events_committed += max(0, min(offset, session.sent.get(key, offset)) - previous)
+                batches = session.batches.get(key)
+                while batches and batches[0][0] <= offset:
+                    session.events_committed += batches.popleft()[1]
                 if session.sent.get(key, -2) < offset:
                     session.sent[key] = offset  # committed beyond what was sent: skip ahead
         if session is not None:
@@ -223,6 +244,7 @@ class Coordinator:
                     self.assignment[key] = hand_over(assignment)
                     if old is not None:
                         old.sent.pop(key, None)
+                        old.batches.pop(key, None)
 
     def _notify_all(self) -> None:
         for session in self.sessions.values():

@@ -28,6 +28,7 @@ buffer without limit: the generator is suspended while the socket is busy.
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -50,11 +51,17 @@ KEEP_ALIVE_S_MIN = 1.0
 @dataclass(eq=False)
 class _Partition:
     key: PartitionKey
-    next_offset: int  # of the first pending event, or the next to read when none is pending
+    scanned_to: int  # the last offset read (sent, pending or filtered out)
     flushed_at: float
-    pending: list[bytes] = field(default_factory=list)
+    pending: list[bytes] = field(default_factory=list)  # read, to send
+    offsets: list[int] = field(default_factory=list)  # of the pending events
     pending_bytes: int = 0
     keep_alives: int = 0
+
+    def cursor_after(self, count: int) -> int:
+        """The cursor of a batch of the first `count` pending events: up to
+        the next pending one, so it covers the events filtered out between."""
+        return self.offsets[count] - 1 if count < len(self.offsets) else self.scanned_to
 
 
 async def subscription_stream(coordinator: Coordinator, session: Session, logs: PartitionLogs,
@@ -120,11 +127,15 @@ class _Shell:
             del self.parts[key]
         for part in self.parts.values():
             committed = self.coordinator.committed[part.key]
-            if committed >= part.next_offset:  # the client committed beyond what was sent: skip ahead
-                part.pending, part.pending_bytes, part.next_offset = [], 0, committed + 1
+            if part.offsets and part.offsets[0] <= committed or committed > part.scanned_to:
+                # The client committed beyond what was sent: skip ahead.
+                kept = bisect.bisect_right(part.offsets, committed)
+                part.pending_bytes -= sum(map(len, part.pending[:kept]))
+                del part.pending[:kept], part.offsets[:kept]
+                part.scanned_to = max(part.scanned_to, committed)
         for key in reading:
             if key not in self.parts:
-                self.parts[key] = _Partition(key, self.coordinator.position(self.session, key) + 1, now)
+                self.parts[key] = _Partition(key, self.coordinator.position(self.session, key), now)
         if self.parts:
             self.idle_since = None
         elif self.idle_since is None:
@@ -150,20 +161,33 @@ class _Shell:
             if not self.logs.has(name):
                 continue
             start, end = self.logs.bounds(name, index)
-            if not part.pending and part.next_offset < start:
-                part.next_offset = start  # retention deleted what this stream had not read
-            read_from = part.next_offset + len(part.pending)
-            if read_from >= end:
+            if part.scanned_to < start - 1:
+                part.scanned_to = start - 1  # retention deleted what this stream had not read
+            if part.scanned_to + 1 >= end:
                 continue
             limit = min(READ_RECORDS_MAX, wanted - total)
-            for run in await self.logs.read_runs(name, index, read_from, limit, READ_BYTES_MAX):
+            for run in await self.logs.read_runs(name, index, part.scanned_to + 1, limit, READ_BYTES_MAX):
                 if self.parts.get(part.key) is not part:
                     break  # the partition moved away while we read
-                assert run.first_offset == part.next_offset + len(part.pending), (run.first_offset, part)
-                part.pending.extend(run.payloads)
-                part.pending_bytes += sum(map(len, run.payloads))
-                total += len(run.payloads)
+                assert run.first_offset == part.scanned_to + 1, (run.first_offset, part.scanned_to)
+                total += self._take(part, run.first_offset, run.payloads)
         return total
+
+    def _take(self, part: _Partition, first_offset: int, payloads: list[bytes]) -> int:
+        """Keep what the subscription's filter lets through; the events read."""
+        matches = self.coordinator.filter
+        if matches is None:
+            part.pending.extend(payloads)
+            part.offsets.extend(range(first_offset, first_offset + len(payloads)))
+            part.pending_bytes += sum(map(len, payloads))
+        else:
+            for offset, payload in enumerate(payloads, first_offset):
+                if matches.matches_json(payload):
+                    part.pending.append(payload)
+                    part.offsets.append(offset)
+                    part.pending_bytes += len(payload)
+        part.scanned_to = first_offset + len(payloads) - 1
+        return len(payloads)
 
     def _held_bytes(self) -> int:
         return sum(p.pending_bytes for p in self.parts.values())
@@ -192,15 +216,16 @@ class _Shell:
     def _send(self, part: _Partition, events: list[bytes], now: float) -> bytes:
         session, coordinator = self.session, self.coordinator
         part.flushed_at = now
+        cursor = part.cursor_after(len(events))
         if events:
-            del part.pending[:len(events)]
+            del part.pending[:len(events)], part.offsets[:len(events)]
             part.pending_bytes -= sum(map(len, events))
-            last = part.next_offset + len(events) - 1
-            part.next_offset = last + 1
             part.keep_alives = 0
-            coordinator.record_sent(session, part.key, last, len(events), now)
         else:
             part.keep_alives += 1
+        if events or cursor > coordinator.position(session, part.key):
+            # A keep-alive moves the cursor past events filtered out.
+            coordinator.record_sent(session, part.key, cursor, len(events), now)
         return self._line(part.key, events, None)
 
     def _debug(self, message: str) -> bytes:
