@@ -182,6 +182,13 @@ class Batcher:
         for j in range(i, n):
             self.add(partition, first_offset + j, events[j])
 
+    def skip(self, partition: str, offset: int) -> None:
+        """Move the partition's cursor to `offset` without an event (one a
+        filter left out): the next batch's or keep-alive's cursor covers it."""
+        part = self._partitions[partition]
+        assert offset > part.offset, (partition, offset, part.offset)
+        part.offset = offset
+
     def wants_events(self) -> bool:
         """Whether `add` may be called: the stream goes on and `stream_limit`
         events have not all been read."""

@@ -16,16 +16,18 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
+import orjson
 import trio
 
 from storage import FileIO, StorageError
 
 from . import cursors
 from .config import StorageConfig
-from .errors import ConflictError, NotFoundError, UnavailableError
+from .errors import ConflictError, NotFoundError, UnavailableError, UnprocessableError
 from .event_json import parse_batch
 from .event_stream import event_stream
 from .event_types import EventTypeLimits
+from .filters import parse_filters
 from .metastore import Metastore
 from .partition_logs import PartitionLogs
 from .publishing import Item, PublishOutcome, eid_of, publish
@@ -270,13 +272,24 @@ class Broker:
 
     # -- low-level streams -------------------------------------------------
 
-    def open_stream(self, name: str, cursors_header: str | None, params: StreamParams) -> AsyncIterator[bytes]:
-        """Check the start cursors (400/404/412) and return the stream's lines."""
+    def open_stream(self, name: str, cursors_header: str | None, params: StreamParams,
+                    filters_param: str | None = None) -> AsyncIterator[bytes]:
+        """Check the start cursors (400/404/412) and the filters (the JSON
+        text of a `filters` list, 422), and return the stream's lines."""
         self._registry.runtime(name)
         if self._logs.streams_ended:
             raise UnavailableError("the server is shutting down")
+        event_filter = None if filters_param is None else parse_filters(_filters_json(filters_param))
         starts = cursors.stream_start(name, self._logs.all_bounds(name), cursors_header)
-        return event_stream(self._logs, name, starts, params)
+        return event_stream(self._logs, name, starts, params, event_filter)
+
+
+def _filters_json(text: str) -> object:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        raise UnprocessableError(f"filters: not JSON ({e}); send a URL-encoded JSON list of filter expressions") \
+            from e
 
 
 def _now() -> datetime.datetime:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 import trio
 
 from .batching import Batcher, batch_lines
+from .filters import Filter
 from .partition_logs import PartitionLogs
 from .stream_params import StreamParams
 
@@ -25,18 +26,22 @@ READ_BYTES_MAX = 1024 * 1024
 
 
 async def event_stream(logs: PartitionLogs, name: str, starts: dict[int, int],
-                       params: StreamParams) -> AsyncIterator[bytes]:
+                       params: StreamParams, event_filter: Filter | None = None) -> AsyncIterator[bytes]:
     """Lines of Nakadi's stream of `name` from the cursors `starts`
-    ({partition: last consumed offset}) until an end-of-stream rule holds."""
+    ({partition: last consumed offset}) until an end-of-stream rule holds;
+    with `event_filter`, only the events it matches (the cursors still
+    move past the others)."""
     batcher = Batcher({str(p): cursor for p, cursor in starts.items()}, trio.current_time(),
                       batch_limit=params.batch_limit, batch_flush_timeout_s=params.batch_flush_timeout_s,
                       stream_timeout_s=params.stream_timeout_s, stream_limit=params.stream_limit,
                       stream_keep_alive_limit=params.stream_keep_alive_limit)
     next_offsets = {p: cursor + 1 for p, cursor in starts.items()}
-    unread = params.stream_limit or None
+    # Records still to read for stream_limit; a filtered stream cannot know
+    # how many records its events take, and stops adding at the limit instead.
+    unread = params.stream_limit or None if event_filter is None else None
     while True:
         appended = logs.appended(name)
-        read = await _read_available(logs, name, batcher, next_offsets, unread)
+        read = await _read_available(logs, name, batcher, next_offsets, unread, event_filter)
         if unread is not None:
             unread -= read
         batches = batcher.tick(trio.current_time())
@@ -50,8 +55,9 @@ async def event_stream(logs: PartitionLogs, name: str, starts: dict[int, int],
 
 
 async def _read_available(logs: PartitionLogs, name: str, batcher: Batcher, next_offsets: dict[int, int],
-                          unread: int | None) -> int:
-    """Read what the partitions have, while the batcher wants it; how many records."""
+                          unread: int | None, event_filter: Filter | None) -> int:
+    """Read what the partitions have, while the batcher wants it; how many
+    records were read (matching `event_filter` or not)."""
     total = 0
     for partition, offset in next_offsets.items():
         if not logs.has(name) or not batcher.wants_more() or unread == total:
@@ -62,7 +68,20 @@ async def _read_available(logs: PartitionLogs, name: str, batcher: Batcher, next
         runs = await logs.read_runs(name, partition, offset, limit, READ_BYTES_MAX)
         key = str(partition)
         for run in runs:
-            batcher.add_many(key, run.first_offset, run.payloads)
+            if event_filter is None:
+                batcher.add_many(key, run.first_offset, run.payloads)
+            else:
+                _add_matching(batcher, key, run.first_offset, run.payloads, event_filter)
             total += len(run.payloads)
         next_offsets[partition] = runs[-1].end_offset
     return total
+
+
+def _add_matching(batcher: Batcher, key: str, first_offset: int, payloads: list[bytes], event_filter: Filter) -> None:
+    for offset, payload in enumerate(payloads, first_offset):
+        if not batcher.wants_events():
+            return  # stream_limit reached: the stream ends with what it has
+        if event_filter.matches_json(payload):
+            batcher.add(key, offset, payload)
+        else:
+            batcher.skip(key, offset)

@@ -74,6 +74,11 @@ class FieldReader:
             raise InvalidRequestError(f"{_describe(self._prefix + name)} has the wrong JSON type")
         return value
 
+    def raw(self, name: str) -> Any:
+        """The value of `name` as it is (None when absent), for fields whose
+        own module checks them."""
+        return self._object.get(name)
+
     def string(self, name: str, *, required: bool = False, default: str | None = None) -> str | None:
         return self._value(name, str, default, required)
 

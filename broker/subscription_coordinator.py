@@ -16,7 +16,7 @@ event count; `uncommitted` counts the events of the batches beyond the
 committed cursor (a filtered stream's cursors cover more offsets than
 events, so offsets alone would not do).
 
-When a stream ends with events still uncommitted, its session stays
+When a stream ends with cursors still uncommitted, its session stays
 (`ended`): it keeps its partitions and accepts commits until everything
 is committed or `commit_timeout` passed since its last commit (Nakadi's
 ClosingState). Then it leaves and its partitions go to the others, which
@@ -34,16 +34,13 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import trio
 
 from .errors import ConflictError
+from .filters import Filter
 from .rebalance import Assignment, PartitionKey, State, StreamRequest, direct_conflict, free_slots, hand_over, rebalance
 from .subscription_params import SubscriptionStreamParams
-
-if TYPE_CHECKING:
-    from .filters import Filter
 
 # A stream whose response has not started this long after it was admitted
 # is given up: its client left before the first byte.
@@ -128,7 +125,7 @@ class Coordinator:
             if not session.streaming and session.started_at + START_GRACE_S <= now:
                 session.ended = True  # its response never started: the client left before it
         gone = [s for s in self.sessions.values() if s.ended and
-                (not self.uncommitted(s) or s.last_commit_at + s.params.commit_timeout_s <= now)]
+                (not self._outstanding(s) or s.last_commit_at + s.params.commit_timeout_s <= now)]
         for session in gone:
             del self.sessions[session.stream_id]
         if gone:
@@ -168,6 +165,11 @@ class Coordinator:
                     batches.popleft()
                 total += sum(count for _, count in batches)
         return total
+
+    def _outstanding(self, session: Session) -> bool:
+        """Whether `session` sent a cursor not yet committed: events, or a
+        keep-alive that moved past events its filter left out."""
+        return any(session.sent.get(key, -2) > self.committed[key] for key in self.holding(session))
 
     def record_sent(self, session: Session, key: PartitionKey, offset: int, count: int, now: float) -> None:
         """A batch of `count` events (0: a keep-alive) went out with cursor `offset`."""

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .filters import parse_filters
 from .json_fields import LABEL_VALUE, FieldReader, time_json
 from .subscription_model import ReadFrom, Subscription
 
@@ -53,6 +54,7 @@ def _read(reader: FieldReader, *, stored: bool) -> Subscription:
         if problem is not None:
             reader.invalid("annotations", problem)
     labels = reader.annotations("labels", value_length_max=63, value_pattern=LABEL_VALUE)
+    filters = parse_filters(reader.raw("filters")) if reader.present("filters") else None
     subscription = Subscription(
         owning_application=owning_application or "",
         event_types=sorted(set(event_types)),
@@ -62,6 +64,7 @@ def _read(reader: FieldReader, *, stored: bool) -> Subscription:
         authorization=_read_authorization(reader.child("authorization")),
         annotations=None if annotations is None else dict(annotations),
         labels=None if labels is None else dict(labels),
+        filters=None if filters is None else filters.expressions,
         id=(reader.string("id") or "") if stored else "",
         created_at=reader.time("created_at") if stored else None,
         updated_at=reader.time("updated_at") if stored else None,
@@ -132,6 +135,8 @@ def to_json(subscription: Subscription, status: list[dict] | None = None) -> dic
         "created_at": time_json(s.created_at),
         "updated_at": time_json(s.updated_at),
     }
+    if s.filters:
+        document["filters"] = [dict(expression) for expression in s.filters]
     if status is not None:
         document["status"] = status
     return document

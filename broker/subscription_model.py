@@ -44,7 +44,8 @@ class Subscription:
     treats that as an empty list). `authorization` is `{"admins": [...],
     "readers": [...]}` of `{data_type, value}` dicts, stored as given: this
     broker does not authorise yet. `annotations` and `labels` are None in
-    a request that left them out.
+    a request that left them out. `filters` are the validated filter
+    expressions (`filters.py`), None without any.
     """
 
     owning_application: str
@@ -55,6 +56,7 @@ class Subscription:
     authorization: dict[str, list[dict[str, str]]] | None = None
     annotations: dict[str, str] | None = None
     labels: dict[str, str] | None = None
+    filters: list[dict] | None = None
     id: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -90,7 +92,8 @@ def check_update(old: Subscription, new: Subscription, *, now: datetime) -> Subs
                           (new.event_types != old.event_types, "subscription event types"),
                           (new.owning_application != old.owning_application, "owning application"),
                           (new.read_from != old.read_from, "read from"),
-                          ((new.initial_cursors or []) != (old.initial_cursors or []), "initial cursors")):
+                          ((new.initial_cursors or []) != (old.initial_cursors or []), "initial cursors"),
+                          (new.filters is not None and new.filters != (old.filters or []), "filters")):
         if changed:
             raise UnprocessableError(f"Not allowed to change {what}")
     if old.authorization is not None and new.authorization is None:

@@ -26,6 +26,7 @@ import trio
 from . import cursors
 from .cursors import BEGIN, InvalidCursor, format_offset, parse_offset
 from .errors import ConflictError, InvalidRequestError, UnprocessableError
+from .filters import parse_filters
 from .metastore import Metastore
 from .partition_logs import PartitionLogs
 from .rebalance import PartitionKey, State
@@ -45,6 +46,7 @@ class SubscriptionView(Protocol):
     event_types: list[str]
     read_from: str
     initial_cursors: list[dict] | None
+    filters: list[dict] | None
 
 
 class SubscriptionStreams:
@@ -288,7 +290,8 @@ class SubscriptionStreams:
             if any((key.event_type, index) not in committed for key, index in indexes.items()):
                 committed = {**self._starts(subscription), **committed}  # partitions added since
             state = {key: committed[(key.event_type, index)] for key, index in indexes.items()}
-            coordinator = self._coordinators[subscription.id] = Coordinator(subscription.id, list(indexes), state)
+            coordinator = self._coordinators[subscription.id] = Coordinator(
+                subscription.id, list(indexes), state, parse_filters(subscription.filters or []))
             return coordinator
 
     def _starts(self, subscription: SubscriptionView) -> dict[tuple[str, int], int]:

@@ -441,3 +441,14 @@ def test_batching_add_many_equals_adding_one_by_one(batch_limit, additions):
         offsets[partition] += count
         assert one.tick(1.0) == many.tick(1.0)
     assert one.statistics() == many.statistics()
+
+
+def test_batcher_skip_moves_the_cursor_of_the_next_batch_and_keep_alive():
+    b = batcher(batch_limit=2, batch_flush_timeout_s=1.0)
+    b.add("0", 0, b"a")
+    b.skip("0", 1)
+    b.skip("0", 2)
+    assert b.tick(1.0) == [Batch("0", 2, [b"a"])]
+    b.skip("0", 5)
+    assert b.tick(2.0) == [Batch("0", 5, [])]
+    assert b.statistics().events_read == 1
