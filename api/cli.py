@@ -23,7 +23,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 import trio
@@ -36,9 +35,6 @@ from broker.errors import BrokerError
 
 from .app import create_app, shield_last_send
 from .config import Config, ConfigError, ServerConfig, default_config_file, load_config
-
-if TYPE_CHECKING:
-    from storage import FileIO
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +109,7 @@ def _run(config: Config, ready_file: Path | None) -> None:
     """Open the data directory (recovery runs here), then serve until a stop
     signal; a start-up failure comes out as the one `StartupError`."""
     try:
-        broker = Broker.open(BrokerConfig(config.server.data_dir, config.storage, io=_fault_hooks(os.environ)))
+        broker = Broker.open(_broker_config(config, os.environ))
     except BrokerError as error:
         raise StartupError(error.detail) from error
     _tune_gc()
@@ -128,9 +124,10 @@ def _run(config: Config, ready_file: Path | None) -> None:
         broker.close()
 
 
-def _fault_hooks(environ: Mapping[str, str]) -> FileIO | None:
-    """The test-only fault hooks when `NAKADI_FAULT` or `NAKADI_SYNC_TRACE`
-    is set (RELIABILITY.md 1b and 1c); never meant for real use."""
+def _broker_config(config: Config, environ: Mapping[str, str]) -> BrokerConfig:
+    """The broker's configuration, with the test-only fault hooks when
+    `NAKADI_FAULT` or `NAKADI_SYNC_TRACE` is set (RELIABILITY.md 1b and 1c;
+    never meant for real use)."""
     fault, trace = environ.get(FAULT_VARIABLE), environ.get(SYNC_TRACE_VARIABLE)
     try:
         hooks = fault_hooks(fault, trace)
@@ -139,7 +136,7 @@ def _fault_hooks(environ: Mapping[str, str]) -> FileIO | None:
     if hooks is not None:
         log.warning("test-only fault hooks are on: %s=%s %s=%s", FAULT_VARIABLE, fault or "",
                     SYNC_TRACE_VARIABLE, trace or "")
-    return hooks
+    return BrokerConfig(config.server.data_dir, config.storage, io=hooks)
 
 
 def _tune_gc() -> None:

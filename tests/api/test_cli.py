@@ -71,3 +71,11 @@ def test_cli_serve_unknown_key_exits_2_with_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr == f"nakadi: unknown key 'prot' in [server] ({tmp_path / 'nakadi.toml'})\n"
     assert not (tmp_path / "data").exists()
+
+
+def test_cli_serve_malformed_fault_hook_exits_2_naming_the_variable(tmp_path):
+    result = subprocess.run([str(NAKADI), "serve", "--port", "0", "--data-dir", str(tmp_path / "data")], cwd=tmp_path,
+                            env={**own_environment(), "NAKADI_FAULT": "nowhere:1"}, capture_output=True, text=True,
+                            timeout=START_SECONDS)
+    assert result.returncode == 2
+    assert result.stderr.startswith("nakadi: NAKADI_FAULT: unknown crash point 'nowhere'")
