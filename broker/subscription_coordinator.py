@@ -56,6 +56,7 @@ class Session:
     started_at: float
     sent: dict[PartitionKey, int] = field(default_factory=dict)
     batches: dict[PartitionKey, deque[tuple[int, int]]] = field(default_factory=dict)
+    batched_events: dict[PartitionKey, int] = field(default_factory=dict)  # the sum of `batches`' counts
     last_commit_at: float = 0.0
     close_message: str | None = None
     streaming: bool = False
@@ -162,8 +163,8 @@ class Coordinator:
             if batches:
                 committed = self.committed[k]
                 while batches and batches[0][0] <= committed:
-                    batches.popleft()
-                total += sum(count for _, count in batches)
+                    session.batched_events[k] -= batches.popleft()[1]
+                total += session.batched_events[k]
         return total
 
     def _outstanding(self, session: Session) -> bool:
@@ -177,6 +178,7 @@ class Coordinator:
             if not self.uncommitted(session):
                 session.last_commit_at = now  # the commit timeout runs from the first send after all was committed
             session.batches.setdefault(key, deque()).append((offset, count))
+            session.batched_events[key] = session.batched_events.get(key, 0) + count
         session.sent[key] = offset
         session.events_sent += count
 
@@ -196,7 +198,9 @@ class Coordinator:
             if session is not None:
                 batches = session.batches.get(key)
                 while batches and batches[0][0] <= offset:
-                    session.events_committed += batches.popleft()[1]
+                    count = batches.popleft()[1]
+                    session.batched_events[key] -= count
+                    session.events_committed += count
                 if session.sent.get(key, -2) < offset:
                     session.sent[key] = offset  # committed beyond what was sent: skip ahead
         if session is not None:
@@ -247,6 +251,7 @@ class Coordinator:
                     if old is not None:
                         old.sent.pop(key, None)
                         old.batches.pop(key, None)
+                        old.batched_events.pop(key, None)
 
     def _notify_all(self) -> None:
         for session in self.sessions.values():

@@ -165,7 +165,10 @@ class _Shell:
                 part.scanned_to = start - 1  # retention deleted what this stream had not read
             if part.scanned_to + 1 >= end:
                 continue
-            limit = min(READ_RECORDS_MAX, wanted - total)
+            # Unfiltered, a record is an event; filtered, the budget says
+            # nothing of how many records its events take, so read a full
+            # chunk (what is held stays bounded by the bytes check above).
+            limit = READ_RECORDS_MAX if self.coordinator.filter else min(READ_RECORDS_MAX, wanted - total)
             for run in await self.logs.read_runs(name, index, part.scanned_to + 1, limit, READ_BYTES_MAX):
                 if self.parts.get(part.key) is not part:
                     break  # the partition moved away while we read
