@@ -13,6 +13,7 @@ from broker.partition_logs import PartitionLogs
 from broker.rebalance import PartitionKey, State
 from broker.subscription_coordinator import Coordinator
 from broker.subscription_params import SubscriptionStreamParams
+from broker.filters import parse_filters
 from broker.subscription_stream import subscription_stream
 from storage import LogConfig
 
@@ -223,3 +224,23 @@ async def test_a_stream_left_without_partitions_closes_after_twice_its_commit_ti
         assert trio.current_time() - taken_at == pytest.approx(10, abs=0.2)
         assert sorted(coord.reading(direct)) == [P0, P1]
         coord.end_session(direct, trio.current_time())
+
+
+async def test_filtered_stream_with_a_full_window_still_reads_whole_chunks(logs, clock):
+    await logs.append(ET, 0, [json.dumps({"n": i, "m": i % 10 == 0}).encode() for i in range(300)])
+    coord = Coordinator("sub-1", [P0, P1], {P0: -1, P1: -1}, parse_filters([{"exact": {"m": "true"}}]))
+    session = coord.open_session([P0], params(batch_limit=5, max_uncommitted_events=5, batch_flush_timeout_s=0),
+                                 trio.current_time())
+    reader = Reader(coord, session, logs)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader.run)
+        for _ in range(50):
+            await trio.sleep(0.1)
+            if session.sent.get(P0, -1) > coord.committed[P0]:
+                coord.committed_now(session, {P0: session.sent[P0]}, trio.current_time())
+            if coord.committed[P0] == 299:
+                break
+        session.close_message = "bye"
+        session.notify()
+    assert reader.events() == list(range(0, 300, 10))
+    assert coord.committed[P0] == 299
