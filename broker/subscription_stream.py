@@ -2,16 +2,20 @@
 session is assigned, cuts batches and ends the stream, as Nakadi's
 StreamingState.
 
-Per partition it keeps the events read and not yet sent, its flush timer
-and its count of consecutive keep-alives. Each pass of the loop follows
-the assignment (new partitions start after the committed cursor, or after
-what this stream already sent), reads what the budget allows, and sends:
+Per partition it keeps the events read and not yet sent with their
+offsets, the last offset read, its flush timer and its count of
+consecutive keep-alives. Each pass of the loop follows the assignment (new
+partitions start after the committed cursor, or after what this stream
+already sent), reads what the budget allows (with the subscription's
+filter, whole chunks, keeping the matching events), and sends:
 
 - the budget is `max_uncommitted_events` minus the events sent and not
   committed, and no more than `stream_limit` minus the events sent; at
   zero the stream pauses (reads nothing, sends only keep-alives);
 - a partition sends a batch when it holds a full batch, or when its flush
-  timer ran out (a keep-alive if it holds nothing);
+  timer ran out (a keep-alive if it holds nothing); a batch's cursor
+  covers the events filtered out up to the next one it holds, and a
+  keep-alive's all that was read;
 - the stream ends with a debug batch on its first partition at a reset
   ("Resetting subscription cursors"), at `commit_timeout` without a commit
   while events are outstanding ("Commit timeout reached"), at
