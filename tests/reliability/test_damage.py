@@ -40,7 +40,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import httpx
 import pytest
@@ -61,6 +60,7 @@ from tests.reliability.harness import (
     sized,
 )
 from tests.server import Server
+from tests.storage.test_damage import FRAME_HEADER_BYTES, HEADER_BYTES, Frame, parse_layout, snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -75,8 +75,6 @@ BATCHES_MAX = 200
 BUILD_SECONDS = 30
 SEALED_SEGMENTS_MIN = 4
 ACTIVE_FRAMES_MIN = 5
-HEADER_BYTES = 16
-FRAME_HEADER_BYTES = 8
 ENTRY = struct.Struct("<II")
 # Far below the 2 GiB a length of 2^31 would ask for, far above what the server uses (~210 MiB).
 ADDRESS_SPACE_BYTES_MAX = 1536 * 1024 * 1024
@@ -108,13 +106,6 @@ class DamageReport(Report):
 
 
 REPORT = DamageReport("damage", SEED)
-
-
-class Frame(NamedTuple):
-    position: int
-    end: int
-    first_offset: int
-    count: int
 
 
 @dataclass(frozen=True)
@@ -160,29 +151,9 @@ def partition_dir(data: Path) -> Path:
     return data / "event-types" / NAME / PARTITION
 
 
-def parse_frames(data: bytes) -> list[Frame]:
-    """The frames of an undamaged segment file."""
-    assert data[:6] == b"NKDLOG", data[:16]
-    frames, position = [], HEADER_BYTES
-    while position < len(data):
-        (length,) = struct.unpack_from("<I", data, position)
-        body = position + FRAME_HEADER_BYTES
-        assert data[body] == 0x93 and data[body + 1] == 0xCF and data[body + 19] == 0xDD
-        (first_offset,) = struct.unpack_from(">Q", data, body + 2)
-        (count,) = struct.unpack_from(">I", data, body + 20)
-        frames.append(Frame(position, body + length, first_offset, count))
-        position = body + length
-    assert position == len(data)
-    return frames
-
-
-def snapshot(directory: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
-
-
 def layout(directory: Path) -> tuple[list[int], dict[int, list[Frame]]]:
     bases = sorted(int(p.name[:20]) for p in directory.glob("*.log"))
-    return bases, {base: parse_frames((directory / log_name(base)).read_bytes()) for base in bases}
+    return bases, {base: parse_layout((directory / log_name(base)).read_bytes()) for base in bases}
 
 
 def flip_bit(path: Path, position: int, bit: int) -> None:
