@@ -60,7 +60,18 @@ from tests.reliability.harness import (
     sized,
 )
 from tests.server import Server
-from tests.storage.test_damage import FRAME_HEADER_BYTES, HEADER_BYTES, Frame, parse_layout, snapshot
+from tests.storage.test_damage import (
+    FRAME_BITS,
+    FRAME_HEADER_BYTES,
+    HEADER_BYTES,
+    Frame,
+    flip_bit,
+    frame_byte,
+    index_name,
+    log_name,
+    parse_layout,
+    snapshot,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -139,12 +150,6 @@ def _report_clock() -> None:
 # -- the layout, parsed from docs/storage.md ----------------------------------------
 
 
-def log_name(base: int) -> str:
-    return f"{base:020d}.log"
-
-
-def index_name(base: int) -> str:
-    return f"{base:020d}.index"
 
 
 def partition_dir(data: Path) -> Path:
@@ -155,11 +160,6 @@ def layout(directory: Path) -> tuple[list[int], dict[int, list[Frame]]]:
     bases = sorted(int(p.name[:20]) for p in directory.glob("*.log"))
     return bases, {base: parse_layout((directory / log_name(base)).read_bytes()) for base in bases}
 
-
-def flip_bit(path: Path, position: int, bit: int) -> None:
-    data = bytearray(path.read_bytes())
-    data[position] ^= 1 << bit
-    path.write_bytes(bytes(data))
 
 
 def put(path: Path, position: int, value: bytes) -> None:
@@ -489,19 +489,6 @@ def test_damage_bytes_appended_to_active(pristine: Pristine, killed: Pristine, t
         expect_torn_tail(c, len(p.oracle), p.last.end)
 
 
-# (byte from the frame start, bit); negative bytes count from the frame end.
-FRAME_BITS = {
-    "length": (0, 0),
-    "crc": (5, 3),
-    "first_offset": (FRAME_HEADER_BYTES + 9, 0),
-    "record_count": (FRAME_HEADER_BYTES + 23, 1),
-    "payload": (-1, 4),
-}
-
-
-def frame_byte(frame: Frame, where: str) -> tuple[int, int]:
-    byte, bit = FRAME_BITS[where]
-    return (frame.end + byte if byte < 0 else frame.position + byte), bit
 
 
 @pytest.mark.parametrize("where", list(FRAME_BITS))
@@ -541,8 +528,8 @@ def damaged_frame(p: Pristine, location: str) -> tuple[int, Frame]:
     return p.sealed[-1], p.frames[p.sealed[-1]][1]
 
 
-REFUSED = [("active", "payload"), ("active", "length"), ("first_sealed_last_frame", "crc"),
-           ("middle_sealed", "payload"), ("last_sealed", "length")]
+REFUSED = [("active", "payload"), ("active", "length_low"), ("first_sealed_last_frame", "crc"),
+           ("middle_sealed", "payload"), ("last_sealed", "length_low")]
 
 
 @pytest.mark.parametrize(("location", "where"), REFUSED)
@@ -570,7 +557,7 @@ def test_damage_huge_length_before_valid_frames_refuses(pristine: Pristine, tmp_
 
 
 @pytest.mark.parametrize(("location", "where"), [("active", "payload"), ("middle_sealed", "crc"),
-                                                 ("first_sealed_last_frame", "length")])
+                                                 ("first_sealed_last_frame", "length_low")])
 def test_damage_before_valid_frames_truncates_when_asked(pristine: Pristine, tmp_path: Path, location: str,
                                                          where: str) -> None:
     base, frame = damaged_frame(pristine, location)
