@@ -75,6 +75,7 @@ class Report:
     http_5xx: int = 0
     non_problem_errors: int = 0
     unauthorized_accepted: int = 0
+    refused_stored: int = 0  # events of a refused publish found stored (I8)
     started: float = field(default_factory=time.monotonic)
 
     def as_json(self) -> dict:
@@ -85,6 +86,7 @@ class Report:
         values["recovery_ms_max"] = round(max(self.recovery_ms), 1) if self.recovery_ms else None
         values.update(truncated_bytes=self.truncated_bytes, http_5xx=self.http_5xx,
                       non_problem_errors=self.non_problem_errors, unauthorized_accepted=self.unauthorized_accepted,
+                      refused_stored=self.refused_stored,
                       duration_s=round(time.monotonic() - self.started, 1))
         return values
 
@@ -97,7 +99,7 @@ class Report:
             (REPORTS / f"{self.suite}.json").write_text(line + "\n")
         bad = {name: value for name, value in self.as_json().items() if name in (
             "events_lost", "duplicates", "gaps", "order_violations", "http_5xx", "non_problem_errors",
-            "unauthorized_accepted") and value}
+            "unauthorized_accepted", "refused_stored") and value}
         assert not bad, f"{self.suite}: {bad}"
 
 
@@ -120,7 +122,7 @@ class History:
 
 
 def publish(client: httpx.Client, name: str, events: list[dict], history: History, report: Report) -> str:
-    """POST `events`; record and return the outcome (ok / fail / info)."""
+    """POST `events`; record and return the outcome (ok / partial / fail / info)."""
     try:
         response = client.post(f"/event-types/{name}/events", json=events)
     except httpx.HTTPError:
@@ -129,6 +131,11 @@ def publish(client: httpx.Client, name: str, events: list[dict], history: Histor
     if response.status_code == 200:
         history.record(events, "ok")
         return "ok"
+    if response.status_code == 207:  # the submitted items are stored, the failed ones are not
+        statuses = [item["publishing_status"] for item in response.json()]
+        history.record([e for e, st in zip(events, statuses, strict=True) if st == "submitted"], "ok")
+        history.record([e for e, st in zip(events, statuses, strict=True) if st != "submitted"], "fail")
+        return "partial"
     check_error(response, report)
     # A 5xx after the request was sent may still have stored the batch.
     history.record(events, "info" if response.status_code >= 500 else "fail")
@@ -188,8 +195,7 @@ def check(history: History, read: dict[str, list[tuple[int, dict]]], report: Rep
     report.events_lost = sum(1 for eid in history.ok if eid not in seen)
     report.duplicates = sum(count - 1 for eid, count in seen.items() if count > 1 and eid not in history.info) + sum(
         count - 2 for eid, count in seen.items() if count > 2 and eid in history.info)
-    stored_refused = sum(1 for eid in history.failed if eid in seen)
-    report.duplicates += stored_refused  # a refused publish stored something: count it as an extra event (I8)
+    report.refused_stored = sum(1 for eid in history.failed if eid in seen)
     report.info_total = len(history.info)
     report.info_present = sum(1 for eid in history.info if eid in seen)
 
