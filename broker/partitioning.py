@@ -27,23 +27,23 @@ from __future__ import annotations
 import functools
 import math
 import random
-import sys
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Final
 
+import numpy as np
+
 from .errors import UnprocessableError
+from .java_hash import MASK, VECTOR_MIN, java_string_hash, java_string_hashes
 
 __all__ = [
-    "STRATEGIES", "PartitioningError", "MissingKeyFieldError", "choose_partition",
-    "partition_keys", "hash_partition", "hash_order", "java_string_hash", "java_to_string",
+    "STRATEGIES", "PartitioningError", "MissingKeyFieldError", "choose_partition", "choose_partitions",
+    "partition_keys", "hash_partition", "hash_order", "java_to_string",
 ]
 
 STRATEGIES: Final = ("hash", "user_defined", "random")
 DATA_PREFIX: Final = "data."
 
-_MASK: Final = 0xFFFFFFFF
-_UTF16: Final = "utf-16-le" if sys.byteorder == "little" else "utf-16-be"
 _RNG: Final = random.Random()
 
 
@@ -68,6 +68,44 @@ def choose_partition(event: Mapping[str, object], strategy: str, key_fields: Seq
     if strategy == "random":
         return "0" if partition_count == 1 else str((rng or _RNG).randrange(partition_count))
     raise PartitioningError(f"Partition Strategy defined for this EventType is not found: {strategy}")
+
+
+def choose_partitions(events: Sequence[Mapping[str, object]], strategy: str, key_fields: Sequence[str],
+                      category: str, partition_count: int) -> list[str] | None:
+    """The partition ids of a batch under the `hash` strategy, hashed in
+    one vectorised pass. None when the batch is left to `choose_partition`
+    one event at a time: for another strategy, for a batch too small to
+    gain, or when an event lacks a key (`choose_partition` then says which
+    and why)."""
+    if strategy != "hash" or len(events) < VECTOR_MIN:
+        return None
+    paths = _paths(tuple(key_fields), category)
+    columns = [_key_column(events, path) for path in paths]
+    if not paths or any(column is None for column in columns):
+        return None
+    if partition_count == 1:
+        return ["0"] * len(events)
+    total = np.zeros(len(events), dtype=np.int32)
+    for column in columns:
+        total += java_string_hashes(column)  # int32 arithmetic wraps like Java's
+    # abs(a % n) with Java's truncating % equals abs(a) % n; in int64 no overflow.
+    ids = hash_order(partition_count)
+    return [ids[i] for i in (np.abs(total.astype(np.int64)) % partition_count).tolist()]
+
+
+_ABSENT: Final = object()
+
+
+def _key_column(events: Sequence[Mapping[str, object]], path: Sequence[str]) -> list[str] | None:
+    """Every event's key string at `path`, or None when one lacks it."""
+    values: list[object] = list(events)
+    for field in path:
+        values = [value.get(field, _ABSENT) if type(value) is dict else _ABSENT for value in values]
+    if any(value is _ABSENT for value in values):
+        return None
+    if all(type(value) is str for value in values):
+        return values  # type: ignore[return-value]
+    return [java_to_string(value) for value in values]
 
 
 def _user_defined(event: Mapping[str, object], partition_count: int) -> str:
@@ -113,7 +151,7 @@ def hash_partition(keys: Sequence[str], partition_count: int) -> str:
         raise PartitioningError("Cannot calculate hash value for partitioning: partition keys not set.")
     total = 0
     for key in keys:
-        total = (total + java_string_hash(key)) & _MASK
+        total = (total + java_string_hash(key)) & MASK
     signed = total - (1 << 32) if total >> 31 else total
     # abs(a % n) with Java's truncating % equals abs(a) % n; no int overflow here.
     return hash_order(partition_count)[abs(signed) % partition_count]
@@ -157,18 +195,6 @@ def _tokens(path: str) -> tuple[str, ...]:
             break
         tokens.append("".join(token))
     return tuple(tokens)
-
-
-def java_string_hash(text: str) -> int:
-    """Java's `String.hashCode`: h = 31*h + unit over UTF-16 code units, as a signed int32."""
-    h = 0
-    if text.isascii():
-        for unit in text.encode("ascii"):
-            h = (31 * h + unit) & _MASK
-    else:
-        for unit in memoryview(text.encode(_UTF16, "surrogatepass")).cast("H"):
-            h = (31 * h + unit) & _MASK
-    return h - (1 << 32) if h >> 31 else h
 
 
 # --- org.json's toString ----------------------------------------------------------
@@ -216,7 +242,7 @@ def _hashmap_order(obj: Mapping[str, object]) -> list[str]:
         capacity *= 2
 
     def bucket(key: str) -> int:
-        h = java_string_hash(key) & _MASK
+        h = java_string_hash(key) & MASK
         return (h ^ (h >> 16)) & (capacity - 1)
 
     return sorted(obj, key=bucket)

@@ -59,6 +59,10 @@ class PublishTarget(Protocol):
     def validate(self, event: dict) -> str | None:
         """Why the event does not match the effective schema, or None."""
 
+    def partitions_of(self, events: list[dict]) -> list[str] | None:
+        """The partition ids of valid events, found at once; None when
+        `partition_of` must go one by one (some event may have none)."""
+
     def partition_of(self, event: dict) -> str:
         """The partition id of a valid event; `ItemFailure` if it has none."""
 
@@ -106,12 +110,14 @@ async def publish(target: PublishTarget, events: list[dict], append: Append, *, 
                 problem = _encoded(event, payloads, check_size=sizes_checked)
             if problem is not None:
                 return _rejected(events, Step.VALIDATING, i, problem, [])
-    partitions: list[str] = []
-    for i, event in enumerate(events):
-        try:
-            partitions.append(target.partition_of(event))
-        except ItemFailure as failure:
-            return _rejected(events, Step.PARTITIONING, i, failure.detail, partitions)
+    partitions = target.partitions_of(events)
+    if partitions is None:
+        partitions = []
+        for i, event in enumerate(events):
+            try:
+                partitions.append(target.partition_of(event))
+            except ItemFailure as failure:
+                return _rejected(events, Step.PARTITIONING, i, failure.detail, partitions)
     if not undefined:
         payloads = []
         stamp = received_at(now_ms)

@@ -33,7 +33,7 @@ from .event_type_json import (
 from .event_types import CleanupPolicy, EventType, EventTypeLimits
 from .event_validation import Validator
 from .metastore import Metastore, SchemaRow
-from .partitioning import PartitioningError, choose_partition
+from .partitioning import PartitioningError, choose_partition, choose_partitions
 from .publishing import ItemFailure
 
 SCHEMA_LIST_LIMIT_MAX = 1000
@@ -57,6 +57,11 @@ class EventTypeRuntime:
 
     def validate(self, event: dict) -> str | None:
         return self._validator.validate(event)
+
+    def partitions_of(self, events: list[dict]) -> list[str] | None:
+        et = self.event_type
+        return choose_partitions(events, et.partition_strategy, et.partition_key_fields, self.category,
+                                 self.partition_count)
 
     def partition_of(self, event: dict) -> str:
         et = self.event_type

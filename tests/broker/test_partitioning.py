@@ -12,63 +12,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broker.errors import UnprocessableError
+from broker.java_hash import VECTOR_MIN
 from broker.partitioning import (
     MissingKeyFieldError,
     PartitioningError,
     _tokens,
     choose_partition,
+    choose_partitions,
     hash_order,
     hash_partition,
     java_double,
-    java_string_hash,
     java_to_string,
     partition_keys,
 )
 
 INT_MIN = -(2**31)
-
-
-def reference_hash(text):
-    """Java's String.hashCode written out: UTF-16 units, h = 31h + u mod 2**32."""
-    units = []
-    for ch in text:
-        cp = ord(ch)
-        if cp > 0xFFFF:
-            cp -= 0x10000
-            units += [0xD800 + (cp >> 10), 0xDC00 + (cp & 0x3FF)]
-        else:
-            units.append(cp)
-    h = 0
-    for u in units:
-        h = (31 * h + u) % 2**32
-    return h - 2**32 if h >= 2**31 else h
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("", 0),
-    ("a", 97),
-    ("hello", 99162322),
-    ("Hello", 69609650),
-    ("polygenelubricants", INT_MIN),
-    ("été", 227742),
-    ("😀", 1772899),
-    ("a😀b", 57849694),
-    # Nakadi's StringHashTest vectors
-    ("<><%?>#<)#%(<*J%H\n\n)R&#89hb678n(*njyih48p3u bn7\t843h 743h yh", -706818463),
-    ("vcnvbjfji  b bn    vhfufh47---=--++_)9 u48 4", 1046847700),
-    ("❂◥ ✙ ┒bn↿☺ r☺⃐▕   ➀ ❸☋⃑ ├⒦  ❏ ⍘➍⑩Ⓝ☃⍎∆ ┏ ✉ ℛ", -1030241478),
-])
-def test_java_string_hash_matches_java(text, expected):
-    assert java_string_hash(text) == expected
-
-
-def test_java_string_hash_counts_a_surrogate_pair_as_two_units():
-    assert java_string_hash("😀") == 31 * 0xD83D + 0xDE00
-
-
-@given(st.text(st.characters(blacklist_categories=())))
-def test_java_string_hash_matches_reference(text):
-    assert java_string_hash(text) == reference_hash(text)
 
 
 def test_hash_partition_nakadi_vector():
@@ -255,3 +213,35 @@ def test_choose_partition_unknown_strategy_fails():
     with pytest.raises(PartitioningError) as e:
         choose_partition({}, "round_robin", [], "undefined", 3)
     assert e.value.detail == "Partition Strategy defined for this EventType is not found: round_robin"
+
+
+json_leaves = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+key_values = st.recursive(json_leaves, lambda children: st.lists(children, max_size=3)
+                          | st.dictionaries(st.text(max_size=3), children, max_size=3), max_leaves=6)
+
+
+@given(st.lists(st.fixed_dictionaries({"k": key_values, "m": st.fixed_dictionaries({"n": key_values})}),
+                max_size=2 * VECTOR_MIN),
+       st.sampled_from([["k"], ["k", "m.n"], ["m.n"]]), st.integers(1, 40))
+def test_choose_partitions_of_a_batch_equal_one_by_one(events, key_fields, count):
+    one_by_one = [choose_partition(event, "hash", key_fields, "undefined", count) for event in events]
+    assert choose_partitions(events, "hash", key_fields, "undefined", count) == \
+        (one_by_one if len(events) >= VECTOR_MIN else None)
+
+
+@given(st.lists(st.fixed_dictionaries({"k": st.text()}), min_size=VECTOR_MIN, max_size=VECTOR_MIN + 20), st.integers(0, 99))
+def test_choose_partitions_leaves_a_batch_with_a_missing_key_to_one_by_one(events, missing):
+    events[missing % len(events)] = {"other": 1}
+    assert choose_partitions(events, "hash", ["k"], "undefined", 4) is None
+    assert choose_partitions(events, "hash", ["k"], "undefined", 1) is None
+
+
+@pytest.mark.parametrize("strategy", ["random", "user_defined", "round_robin"])
+def test_choose_partitions_leaves_other_strategies_to_one_by_one(strategy):
+    assert choose_partitions([{"metadata": {"partition": "0"}}] * 10, strategy, [], "business", 3) is None
+
+
+def test_choose_partitions_of_data_events_read_under_data():
+    events = [{"data": {"id": f"abc{i}"}, "id": "other"} for i in range(VECTOR_MIN)]
+    assert choose_partitions(events, "hash", ["id"], "data", 12) == \
+        [choose_partition(event, "hash", ["id"], "data", 12) for event in events]

@@ -17,6 +17,11 @@ class Target:
     def validate(self, event):
         return None if "bad" not in event else "#/bad: not allowed"
 
+    def partitions_of(self, events):
+        if any("nopart" in event for event in events):
+            return None
+        return [self.partition_of(event) for event in events]
+
     def partition_of(self, event):
         if "nopart" in event:
             raise ItemFailure("partition not found")
