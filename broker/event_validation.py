@@ -70,6 +70,23 @@ def is_date_time(text: str) -> bool:
     return day < "29" or int(day) <= calendar.monthrange(int(text[:4]), int(text[5:7]))[1]
 
 
+# The same rule for many values at once, joined by newlines, with days up to
+# 28 only and no capturing groups: one regular expression pass instead of
+# one call per value (0.14 against 0.36 us per value).
+_DATE_TIME_EARLY_DAY = re.sub(r"\((?!\?)", "(?:",
+                              _DATE_TIME.pattern.replace(r"(0[1-9]|[12]\d|3[01])", "(0[1-9]|1\\d|2[0-8])"))
+_DATE_TIMES = re.compile(rf"(?:{_DATE_TIME_EARLY_DAY}\n)*{_DATE_TIME_EARLY_DAY}", re.ASCII)
+
+
+def all_date_times(texts: list[str]) -> bool:
+    """Whether every one of `texts` is a date-time as `is_date_time` says."""
+    joined = "\n".join(texts)
+    # A value holding a newline adds one; the pattern then cannot be trusted.
+    if joined.count("\n") == len(texts) - 1 and _DATE_TIMES.fullmatch(joined) is not None:
+        return True
+    return all(is_date_time(text) for text in texts)
+
+
 def _is_currency(text: str) -> bool:
     return text in _CURRENCIES
 
@@ -126,7 +143,7 @@ class Validator:
         some may not be: `validate` them one by one."""
         if self._batch is None or not self._batch.is_valid(events):
             return False
-        return not self._checks_occurred_at or all(is_date_time(e["metadata"]["occurred_at"]) for e in events)
+        return not self._checks_occurred_at or all_date_times([e["metadata"]["occurred_at"] for e in events])
 
     def validate(self, event: Any) -> str | None:
         """None when `event` is valid, else Nakadi-like detail text."""

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from broker import schemas
 from broker.errors import UnprocessableError
-from broker.event_validation import Validator, is_date_time
+from broker.event_validation import Validator, all_date_times, is_date_time
 from broker.schema_evolution import Level, bump, evolve, schema_changes
 from broker.schema_shapes import defines_property
 
@@ -386,6 +386,18 @@ def test_is_date_time_accepts_every_rfc3339_rendering(moment, timespec):
                                   "２０２４-04-11T10:15:30Z"])
 def test_is_date_time_refuses_non_rfc3339(text):
     assert not is_date_time(text)
+
+
+date_time_like = st.one_of(
+    st.datetimes(min_value=datetime.datetime(1, 1, 1), timezones=offsets).map(lambda moment: moment.isoformat()),
+    st.sampled_from(["2024-02-29T10:00:00Z", "2023-02-29T10:00:00Z", "2024-04-31T00:00:00Z",
+                     "2024-04-11T10:15:30Z\n2024-04-11T10:15:30Z", "2024-04-11T10:15:30Z\n", "", "\n"]),
+    st.text(alphabet="0123456789-T:Z.+\n", max_size=30))
+
+
+@given(st.lists(date_time_like, max_size=12))
+def test_all_date_times_agrees_with_is_date_time(texts):
+    assert all_date_times(texts) == all(is_date_time(text) for text in texts)
 
 
 # defines_property
