@@ -185,12 +185,10 @@ class Broker:
 
     async def publish(self, name: str, body: bytes, *, flow_id: str, published_by: str) -> PublishOutcome:
         runtime = self._registry.runtime(name)
-        events = parse_batch(body)
 
         async def append(partition: int, payloads: list[bytes]) -> int:
             return await self._logs.append(name, partition, payloads)
-        return await publish(runtime, events, append, flow_id=flow_id, published_by=published_by,
-                             now_ms=_now_ms(), body_bytes=len(body))
+        return await publish(runtime, body, append, flow_id=flow_id, published_by=published_by, now_ms=_now_ms())
 
     def publish_deletions(self, name: str, body: bytes) -> PublishOutcome:
         """`deleted-events`: allowed for compacted event types only, and this

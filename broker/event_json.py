@@ -41,6 +41,11 @@ def parse_batch(body: bytes) -> list[dict]:
     return value
 
 
+def parse_event(payload: bytes) -> dict:
+    """An event as stored (by `encode`)."""
+    return _DECODER.decode(payload)
+
+
 def encode(value: object) -> bytes:
     """Compact JSON (no whitespace outside strings), integers kept exactly.
 

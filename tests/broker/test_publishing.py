@@ -3,6 +3,7 @@
 import pytest
 
 from broker.errors import InsufficientStorageError, UnavailableError
+from broker.event_json import encode
 from broker.publishing import ItemFailure, publish
 
 
@@ -45,9 +46,8 @@ def event(eid, **extra):
 
 
 async def run(events, log, target=None):
-    body_bytes = sum(len(repr(e)) for e in events)
-    return await publish(target or Target(), events, log.append, flow_id="FLOW", published_by="me", now_ms=0,
-                         body_bytes=body_bytes)
+    return await publish(target or Target(), encode(events), log.append, flow_id="FLOW", published_by="me",
+                         now_ms=0)
 
 
 async def test_publishing_valid_batch_is_200_enriched_compact_and_ordered_per_partition():
