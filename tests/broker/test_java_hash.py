@@ -65,3 +65,14 @@ def test_java_string_hashes_of_long_and_empty_strings():
     batch = ["", "x" * 100_000, "polygenelubricants", "", "😀" * 5000] * 3
     assert java_string_hashes(batch).tolist() == [java_string_hash(text) for text in batch]
     assert java_string_hashes([]).tolist() == []
+
+
+def test_java_string_hashes_of_empty_strings_are_zero():
+    assert java_string_hashes([""] * 30).tolist() == [0] * 30
+
+
+@given(st.lists(texts, min_size=1, max_size=30), st.integers(1, 300))
+def test_java_string_hashes_pad_short_strings_without_changing_them(batch, extra):
+    # One string much longer than the rest: padded up to it, or hashed one by one.
+    batch = [*batch, "\0" * extra + "k" * (extra * 40)]
+    assert java_string_hashes(batch).tolist() == [java_string_hash(text) for text in batch]
