@@ -23,7 +23,7 @@ from storage import FileIO, StorageError
 
 from . import cursors
 from .config import StorageConfig
-from .errors import ConflictError, NotFoundError, UnavailableError, UnprocessableError
+from .errors import BrokerError, ConflictError, NotFoundError, UnavailableError, UnprocessableError
 from .event_json import parse_batch
 from .event_stream import event_stream
 from .event_types import EventTypeLimits
@@ -186,8 +186,9 @@ class Broker:
     async def publish(self, name: str, body: bytes, *, flow_id: str, published_by: str) -> PublishOutcome:
         runtime = self._registry.runtime(name)
 
-        async def append(partition: int, payloads: list[bytes]) -> int:
-            return await self._logs.append(name, partition, payloads)
+        async def append(groups: dict[str, list[bytes]]) -> dict[str, BrokerError]:
+            failures = await self._logs.append(name, {int(partition): group for partition, group in groups.items()})
+            return {str(partition): failure for partition, failure in failures.items()}
         return await publish(runtime, body, append, flow_id=flow_id, published_by=published_by, now_ms=_now_ms())
 
     def publish_deletions(self, name: str, body: bytes) -> PublishOutcome:

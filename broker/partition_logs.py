@@ -8,8 +8,8 @@ system only after `is_valid_name` accepts them (ASCII letters, digits,
 
 Every call that may touch the disk (append with its fsync, reads,
 retention, opening, deleting) runs in a worker thread, so the event loop
-never blocks on disk; concurrent appends to one partition share a thread
-call and an fsync (`group_commit`). Storage errors are translated here, once.
+never blocks on disk; concurrent appends share a thread call and, per
+partition, an fsync (`group_commit`). Storage errors are translated here, once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import trio
 
@@ -31,7 +31,7 @@ from storage import (
     StorageError,
 )
 
-from .errors import InsufficientStorageError, NotFoundError, PreconditionFailedError, UnavailableError
+from .errors import BrokerError, InsufficientStorageError, NotFoundError, PreconditionFailedError, UnavailableError
 from .event_types import is_valid_name
 from .group_commit import GroupCommit
 
@@ -50,7 +50,7 @@ class PartitionLogs:
         self.io = io or FileIO()
         self._logs: dict[str, list[PartitionLog]] = {}
         self._appended: dict[str, trio.Event] = {}
-        self._committers: dict[PartitionLog, GroupCommit] = {}
+        self._committer = GroupCommit()
         self.streams_ended = False
         # Why the last append failed, until one succeeds: what /ready reports.
         self.write_failure: str | None = None
@@ -74,7 +74,6 @@ class PartitionLogs:
             for log in logs:
                 log.close()
         self._logs.clear()
-        self._committers.clear()
 
     def _directory(self, name: str, partition: int | None = None) -> str:
         if not is_valid_name(name):
@@ -107,8 +106,6 @@ class PartitionLogs:
     async def delete(self, name: str) -> None:
         """Close and remove every partition of `name`."""
         logs = self._logs.pop(name, [])
-        for log in logs:
-            self._committers.pop(log, None)
         self._notify(name)
 
         def delete() -> None:
@@ -155,23 +152,32 @@ class PartitionLogs:
 
     # -- appending and reading -----------------------------------------------
 
-    async def append(self, name: str, partition: int, payloads: Sequence[bytes]) -> int:
-        """Append durably (per the durability policy); the first offset written."""
-        log = self._log(name, partition)
-        committer = self._committers.get(log)
-        if committer is None:
-            committer = self._committers[log] = GroupCommit(log)
-        try:
-            appended = await committer.append(payloads)
-        except DiskFullError as e:
-            self.write_failure = f"the disk is full: {e}"
-            raise InsufficientStorageError(self.write_failure) from e
-        except StorageError as e:
-            self.write_failure = f"storage failed: {e}"
-            raise UnavailableError(self.write_failure) from e
-        self.write_failure = None
-        self._notify(name)
-        return appended.first_offset
+    async def append(self, name: str, groups: Mapping[int, Sequence[bytes]]) -> dict[int, BrokerError]:
+        """Append each partition's payloads as one frame, durably (per the
+        durability policy), all in one group-commit round; the partitions
+        whose append failed, with why."""
+        failures: dict[int, BrokerError] = {}
+        appends: list[tuple[int, PartitionLog, Sequence[bytes]]] = []
+        for partition, payloads in groups.items():
+            try:
+                appends.append((partition, self._log(name, partition), payloads))
+            except NotFoundError as e:  # deleted since the publish looked its event type up
+                failures[partition] = e
+        outcomes = await self._committer.append([(log, payloads) for _, log, payloads in appends]) if appends else []
+        for (partition, _, _), outcome in zip(appends, outcomes, strict=True):
+            if isinstance(outcome, DiskFullError):
+                self.write_failure = f"the disk is full: {outcome}"
+                failures[partition] = InsufficientStorageError(self.write_failure)
+            elif isinstance(outcome, StorageError):
+                self.write_failure = f"storage failed: {outcome}"
+                failures[partition] = UnavailableError(self.write_failure)
+            elif isinstance(outcome, Exception):
+                raise outcome
+        if len(failures) < len(groups):
+            if not failures:
+                self.write_failure = None
+            self._notify(name)
+        return failures
 
     async def read_runs(self, name: str, partition: int, offset: int, max_records: int,
                         max_bytes: int) -> list[Run]:

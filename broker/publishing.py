@@ -17,11 +17,10 @@ pipeline stays free of how event types are stored.
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import trio
 
 from . import event_json
 from .enrichment import enrich, received_at
@@ -68,7 +67,9 @@ class PublishTarget(Protocol):
         """The partition id of a valid event; `ItemFailure` if it has none."""
 
 
-Append = Callable[[int, Sequence[bytes]], Awaitable[int]]
+# Appends each partition's payloads (by partition id); the partitions whose
+# append failed, with why.
+Append = Callable[[dict[str, list[bytes]]], Awaitable[dict[str, BrokerError]]]
 
 
 @dataclass
@@ -166,21 +167,7 @@ async def _append_all(partitions: list[str], payloads: list[bytes], append: Appe
     groups: dict[str, list[bytes]] = {}
     for partition, payload in zip(partitions, payloads, strict=True):
         groups.setdefault(partition, []).append(payload)
-    failures: dict[str, BrokerError] = {}
-
-    async def append_group(partition: str, group: list[bytes]) -> None:
-        try:
-            await append(int(partition), group)
-        except BrokerError as e:
-            failures[partition] = e
-
-    if len(groups) == 1:
-        [(partition, group)] = groups.items()
-        await append_group(partition, group)
-    else:
-        async with trio.open_nursery() as nursery:
-            for partition, group in groups.items():
-                nursery.start_soon(append_group, partition, group)
+    failures = await append(groups)
     if not failures:
         return PublishOutcome(200)
     if len(failures) == len(groups) and all(isinstance(e, InsufficientStorageError) for e in failures.values()):

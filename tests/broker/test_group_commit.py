@@ -1,5 +1,5 @@
-"""Group commit across tasks: concurrent appends to one log share a round
-(one thread call, one fdatasync); each learns its own outcome."""
+"""Group commit across tasks: concurrent appends share a round (one thread
+call, one fdatasync per log); each learns its own outcome."""
 
 import threading
 
@@ -44,12 +44,12 @@ def payloads(task: int, count: int = 3) -> list[bytes]:
 
 
 async def test_concurrent_appends_share_one_fdatasync_and_get_dense_offsets(log):
-    committer = GroupCommit(log)
+    committer = GroupCommit()
     syncs_before = log.statistics().syncs
     outcomes: dict[int, Appended] = {}
 
     async def append(task: int) -> None:
-        outcomes[task] = await committer.append(payloads(task))
+        [outcomes[task]] = await committer.append([(log, payloads(task))])
 
     async with trio.open_nursery() as nursery:
         for task in range(20):
@@ -61,14 +61,11 @@ async def test_concurrent_appends_share_one_fdatasync_and_get_dense_offsets(log)
 
 
 async def test_a_failing_batch_fails_only_its_own_append(log):
-    committer = GroupCommit(log)
+    committer = GroupCommit()
     outcomes: dict[int, object] = {}
 
     async def append(task: int, batch: list[bytes]) -> None:
-        try:
-            outcomes[task] = await committer.append(batch)
-        except BatchTooLargeError as e:
-            outcomes[task] = e
+        [outcomes[task]] = await committer.append([(log, batch)])
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(append, 0, payloads(0))
@@ -82,13 +79,13 @@ async def test_a_failing_batch_fails_only_its_own_append(log):
 async def test_appends_arriving_during_a_round_are_written_by_the_next_one(tmp_path):
     io = GatedSyncIO()
     log = PartitionLog.open(tmp_path / "p0", CONFIG, io=io)
-    committer = GroupCommit(log)
+    committer = GroupCommit()
     syncs_before = log.statistics().syncs
     io.armed = True
     outcomes: dict[int, Appended] = {}
 
     async def append(task: int) -> None:
-        outcomes[task] = await committer.append(payloads(task))
+        [outcomes[task]] = await committer.append([(log, payloads(task))])
 
     try:
         async with trio.open_nursery() as nursery:
@@ -108,9 +105,46 @@ async def test_appends_arriving_during_a_round_are_written_by_the_next_one(tmp_p
 
 
 async def test_a_cancelled_caller_still_gets_its_append_written(log):
-    committer = GroupCommit(log)
+    committer = GroupCommit()
     with trio.CancelScope() as scope:
         scope.cancel()
-        appended = await committer.append(payloads(0))
+        [appended] = await committer.append([(log, payloads(0))])
     assert appended.end_offset == 3
     assert [r.payload for r in log.read(0, 3)] == payloads(0)
+
+
+async def test_appends_to_several_logs_share_a_round_with_one_fdatasync_per_log(tmp_path):
+    logs = [PartitionLog.open(tmp_path / f"p{p}", CONFIG) for p in range(3)]
+    committer = GroupCommit()
+    outcomes: dict[int, list] = {}
+
+    async def append(task: int) -> None:
+        # Every task writes to every log, the last one twice.
+        outcomes[task] = await committer.append([(log, payloads(task)) for log in logs] + [(logs[2], payloads(-task))])
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for task in range(10):
+                nursery.start_soon(append, task)
+        assert [log.statistics().syncs for log in logs] == [1, 1, 1]
+        assert [log.end_offset for log in logs] == [30, 30, 60]
+        for task, [a0, a1, a2, again] in outcomes.items():
+            assert [r.payload for r in logs[0].read(a0.first_offset, 3)] == payloads(task)
+            assert [r.payload for r in logs[1].read(a1.first_offset, 3)] == payloads(task)
+            assert [r.payload for r in logs[2].read(a2.first_offset, 3)] == payloads(task)
+            assert again.first_offset == a2.end_offset
+            assert [r.payload for r in logs[2].read(again.first_offset, 3)] == payloads(-task)
+    finally:
+        for log in logs:
+            log.close()
+
+
+async def test_a_failing_log_fails_only_its_own_appends(tmp_path):
+    logs = [PartitionLog.open(tmp_path / f"p{p}", CONFIG) for p in range(2)]
+    logs[1].close()
+    committer = GroupCommit()
+    try:
+        first, second = await committer.append([(logs[0], payloads(0)), (logs[1], payloads(0))])
+        assert first.end_offset == 3 and isinstance(second, Exception)
+    finally:
+        logs[0].close()

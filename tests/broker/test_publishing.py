@@ -34,11 +34,11 @@ class Log:
         self.written = {}
         self.fail = fail or {}
 
-    async def append(self, partition, payloads):
-        if partition in self.fail:
-            raise self.fail[partition]
-        self.written.setdefault(partition, []).extend(payloads)
-        return 0
+    async def append(self, groups):
+        for partition, payloads in groups.items():
+            if int(partition) not in self.fail:
+                self.written.setdefault(int(partition), []).extend(payloads)
+        return {partition: self.fail[int(partition)] for partition in groups if int(partition) in self.fail}
 
 
 def event(eid, **extra):

@@ -39,7 +39,7 @@ async def logs(tmp_path):
 
 
 async def publish(logs, partition, count, first=0):
-    await logs.append(ET, partition, [json.dumps({"n": first + i}).encode() for i in range(count)])
+    assert await logs.append(ET, {partition: [json.dumps({"n": first + i}).encode() for i in range(count)]}) == {}
 
 
 def params(**overrides):
@@ -227,7 +227,7 @@ async def test_a_stream_left_without_partitions_closes_after_twice_its_commit_ti
 
 
 async def test_filtered_stream_with_a_full_window_still_reads_whole_chunks(logs, clock):
-    await logs.append(ET, 0, [json.dumps({"n": i, "m": i % 10 == 0}).encode() for i in range(300)])
+    assert await logs.append(ET, {0: [json.dumps({"n": i, "m": i % 10 == 0}).encode() for i in range(300)]}) == {}
     coord = Coordinator("sub-1", [P0, P1], {P0: -1, P1: -1}, parse_filters([{"exact": {"m": "true"}}]))
     session = coord.open_session([P0], params(batch_limit=5, max_uncommitted_events=5, batch_flush_timeout_s=0),
                                  trio.current_time())
