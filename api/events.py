@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 STREAM_TYPE = "application/x-json-stream"
 DEPRECATION = '299 - nakadi - the Low-level API is deprecated and will be removed from a future release. ' \
               'Please consider migrating to the Subscriptions API.'
-PUBLISHED_BY = "unauthenticated"
 
 
 def register(app: QuartTrio, broker: Broker) -> None:
@@ -29,7 +28,7 @@ def register(app: QuartTrio, broker: Broker) -> None:
 
     async def publish(name: str) -> Response:
         body = await read_json_body(limit)
-        outcome = await broker.publish(name, body, flow_id=flow_id(), published_by=PUBLISHED_BY)
+        outcome = await broker.publish(name, body, flow_id=flow_id())
         if outcome.items is None:
             return empty_response(200)
         return json_response(outcome.items, outcome.status)

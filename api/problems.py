@@ -16,6 +16,7 @@ from quart import Response
 from broker.errors import (
     BrokerError,
     ConflictError,
+    ForbiddenError,
     InsufficientStorageError,
     InvalidFieldsError,
     InvalidRequestError,
@@ -29,6 +30,7 @@ PROBLEM_JSON = "application/problem+json"
 
 STATUS_OF: dict[type[BrokerError], int] = {
     InvalidRequestError: 400,
+    ForbiddenError: 403,
     NotFoundError: 404,
     ConflictError: 409,
     PreconditionFailedError: 412,

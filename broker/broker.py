@@ -9,11 +9,12 @@ and out, `BrokerError`s for everything a client did wrong.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -21,9 +22,10 @@ import trio
 
 from storage import FileIO, StorageError
 
-from . import cursors
+from . import authorization, cursors
+from .authorization import UNAUTHENTICATED, Subject
 from .config import StorageConfig
-from .errors import BrokerError, ConflictError, NotFoundError, UnavailableError, UnprocessableError
+from .errors import BrokerError, ConflictError, ForbiddenError, NotFoundError, UnavailableError, UnprocessableError
 from .event_json import parse_batch
 from .event_stream import event_stream
 from .event_types import EventTypeLimits
@@ -33,7 +35,8 @@ from .partition_logs import PartitionLogs
 from .publishing import Item, PublishOutcome, eid_of, publish
 from .registry import Registry
 from .stream_params import StreamParams
-from .subscription_model import PARTITIONS_MAX_DEFAULT
+from .subscription_json import parse_subscription
+from .subscription_model import PARTITIONS_MAX_DEFAULT, Subscription
 from .subscription_streams import SubscriptionStreams
 from .subscriptions import Subscriptions
 
@@ -152,21 +155,23 @@ class Broker:
                     await self._registry.delete(runtime.name)
                 raise
 
-    async def update_event_type(self, name: str, body: object) -> None:
+    async def update_event_type(self, name: str, body: object, *, subject: Subject = UNAUTHENTICATED) -> None:
         async with self._registry.lock:
+            self._check_event_type(subject, name, "admins")
             await self._registry.update(name, body, _now())
 
-    async def delete_event_type(self, name: str) -> None:
+    async def delete_event_type(self, name: str, *, subject: Subject = UNAUTHENTICATED) -> None:
         """Delete `name` and its events; 409 while a subscription reads it."""
         async with self._registry.lock:
-            self._registry.runtime(name)
+            self._check_event_type(subject, name, "admins")
             if await self.subscriptions.ids_reading(name):
                 raise ConflictError(f"Can't remove event type {name}, as it has subscriptions")
             await self._registry.delete(name)
             await self._logs.delete(name)
 
-    async def add_schema(self, name: str, body: object) -> None:
+    async def add_schema(self, name: str, body: object, *, subject: Subject = UNAUTHENTICATED) -> None:
         async with self._registry.lock:
+            self._check_event_type(subject, name, "admins")
             await self._registry.add_schema(name, body, _now())
 
     def find_schema(self, name: str, body: object) -> dict:
@@ -183,49 +188,55 @@ class Broker:
 
     # -- publishing --------------------------------------------------------
 
-    async def publish(self, name: str, body: bytes, *, flow_id: str, published_by: str) -> PublishOutcome:
+    async def publish(self, name: str, body: bytes, *, flow_id: str,
+                      subject: Subject = UNAUTHENTICATED) -> PublishOutcome:
         runtime = self._registry.runtime(name)
+        authorization.check_event_type(subject, name, runtime.event_type.authorization, "writers")
 
         async def append(groups: dict[str, list[bytes]]) -> dict[str, BrokerError]:
             failures = await self._logs.append(name, {int(partition): group for partition, group in groups.items()})
             return {str(partition): failure for partition, failure in failures.items()}
-        return await publish(runtime, body, append, flow_id=flow_id, published_by=published_by, now_ms=_now_ms())
+        return await publish(runtime, body, append, flow_id=flow_id, published_by=subject.value, now_ms=_now_ms())
 
-    def publish_deletions(self, name: str, body: bytes) -> PublishOutcome:
+    def publish_deletions(self, name: str, body: bytes, *, subject: Subject = UNAUTHENTICATED) -> PublishOutcome:
         """`deleted-events`: allowed for compacted event types only, and this
         broker has none, so every event is aborted (422), as Nakadi answers
         for a non-compacted type."""
-        self._registry.runtime(name)
+        self._check_event_type(subject, name, "writers")
         events = parse_batch(body)
         return PublishOutcome(422, [Item(eid_of(event)).to_json() for event in events])
 
     # -- partitions and cursors --------------------------------------------
 
-    def partitions(self, name: str, cursors_param: str | None) -> list[dict]:
-        self._registry.runtime(name)
+    def partitions(self, name: str, cursors_param: str | None, *, subject: Subject = UNAUTHENTICATED) -> list[dict]:
+        self._check_event_type(subject, name, "readers")
         return cursors.list_partitions(name, self._logs.all_bounds(name), cursors_param)
 
-    def partition(self, name: str, partition: str, consumed_offset: str | None) -> dict:
-        self._registry.runtime(name)
+    def partition(self, name: str, partition: str, consumed_offset: str | None, *, subject: Subject = UNAUTHENTICATED) -> dict:
+        self._check_event_type(subject, name, "readers")
         return cursors.get_partition(name, self._logs.all_bounds(name), partition, consumed_offset)
 
-    def cursor_distances(self, name: str, body: object) -> list[dict]:
-        self._registry.runtime(name)
+    def cursor_distances(self, name: str, body: object, *, subject: Subject = UNAUTHENTICATED) -> list[dict]:
+        self._check_event_type(subject, name, "readers")
         return cursors.cursor_distances(self._logs.all_bounds(name), body)
 
-    def cursors_lag(self, name: str, body: object) -> list[dict]:
-        self._registry.runtime(name)
+    def cursors_lag(self, name: str, body: object, *, subject: Subject = UNAUTHENTICATED) -> list[dict]:
+        self._check_event_type(subject, name, "readers")
         return cursors.cursors_lag(self._logs.all_bounds(name), body)
 
-    def shifted_cursors(self, name: str, body: object) -> list[dict]:
-        self._registry.runtime(name)
+    def shifted_cursors(self, name: str, body: object, *, subject: Subject = UNAUTHENTICATED) -> list[dict]:
+        self._check_event_type(subject, name, "readers")
         return cursors.shifted_cursors(self._logs.all_bounds(name), body)
 
     # -- subscriptions -----------------------------------------------------
 
-    async def create_subscription(self, body: object) -> tuple[dict, bool]:
+    async def create_subscription(self, body: object, *, subject: Subject = UNAUTHENTICATED) -> tuple[dict, bool]:
         """The subscription with the key of `body` and whether it is new (201)
-        or already existed (200, returned as stored)."""
+        or already existed (200, returned as stored); the subject must read
+        every event type of it."""
+        for name in parse_subscription(body).event_types:
+            if self._registry.has(name):
+                self._check_event_type(subject, name, "readers")
         async with self._registry.lock:
             subscription, created = await self.subscriptions.create(body, _now())
         return self.subscriptions.get_json(subscription.id), created
@@ -239,48 +250,87 @@ class Broker:
     def get_subscription(self, subscription_id: str, *, show_status: bool = False) -> dict:
         return self.subscriptions.get_json(subscription_id, show_status=show_status)
 
-    async def update_subscription(self, subscription_id: str, body: object) -> None:
+    async def update_subscription(self, subscription_id: str, body: object, *,
+                                  subject: Subject = UNAUTHENTICATED) -> None:
+        self._subscription(subscription_id, subject, "admins")
         await self.subscriptions.update(subscription_id, body, _now())
 
-    async def delete_subscription(self, subscription_id: str) -> None:
+    async def delete_subscription(self, subscription_id: str, *, subject: Subject = UNAUTHENTICATED) -> None:
+        self._subscription(subscription_id, subject, "admins")
         await self.subscriptions.delete(subscription_id)
         self._streams.forget(subscription_id)
 
     # -- subscription streams and cursors ----------------------------------
 
     async def open_subscription_stream(self, subscription_id: str, values: dict[str, object],
-                                       partitions: object = None) -> tuple[str, AsyncIterator[bytes]]:
-        """Check the parameters and take a slot (400/404/409/422); the stream id and its lines."""
-        subscription = self.subscriptions.get(subscription_id)
+                                       partitions: object = None, *, subject: Subject = UNAUTHENTICATED
+                                       ) -> tuple[str, AsyncIterator[bytes]]:
+        """Check access, the parameters and take a slot (400/403/404/409/422);
+        the stream id and its lines, which end once access is lost."""
+        def check() -> None:
+            subscription = self._subscription(subscription_id, subject, "readers")
+            for name in subscription.event_types:
+                self._check_event_type(subject, name, "readers")
+        check()
         if self._logs.streams_ended:
             raise UnavailableError("the server is shutting down")
-        return await self._streams.open_stream(subscription, values, partitions)
+        stream_id, lines = await self._streams.open_stream(self.subscriptions.get(subscription_id), values, partitions)
+        return stream_id, _while_allowed(lines, check)
 
-    async def commit_cursors(self, subscription_id: str, stream_id: str | None, body: object) -> list[dict] | None:
+    async def commit_cursors(self, subscription_id: str, stream_id: str | None, body: object, *,
+                             subject: Subject = UNAUTHENTICATED) -> list[dict] | None:
         """None when every cursor was committed (204), else the per-cursor results (200)."""
-        return await self._streams.commit(self.subscriptions.get(subscription_id), stream_id, body)
+        return await self._streams.commit(self._subscription(subscription_id, subject, "readers"), stream_id, body)
 
-    async def subscription_cursors(self, subscription_id: str) -> list[dict]:
-        return await self._streams.committed_cursors(self.subscriptions.get(subscription_id))
+    async def subscription_cursors(self, subscription_id: str, *, subject: Subject = UNAUTHENTICATED) -> list[dict]:
+        return await self._streams.committed_cursors(self._subscription(subscription_id, subject, "readers"))
 
-    async def reset_cursors(self, subscription_id: str, body: object) -> None:
-        await self._streams.reset(self.subscriptions.get(subscription_id), body)
+    async def reset_cursors(self, subscription_id: str, body: object, *, subject: Subject = UNAUTHENTICATED) -> None:
+        await self._streams.reset(self._subscription(subscription_id, subject, "admins"), body)
 
-    async def subscription_stats(self, subscription_id: str, show_time_lag: bool) -> list[dict]:
-        return await self._streams.stats(self.subscriptions.get(subscription_id), show_time_lag)
+    async def subscription_stats(self, subscription_id: str, show_time_lag: bool, *,
+                                 subject: Subject = UNAUTHENTICATED) -> list[dict]:
+        return await self._streams.stats(self._subscription(subscription_id, subject, "readers"), show_time_lag)
 
     # -- low-level streams -------------------------------------------------
 
     def open_stream(self, name: str, cursors_header: str | None, params: StreamParams,
-                    filters_param: str | None = None) -> AsyncIterator[bytes]:
-        """Check the start cursors (400/404/412) and the filters (the JSON
-        text of a `filters` list, 422), and return the stream's lines."""
-        self._registry.runtime(name)
+                    filters_param: str | None = None, *, subject: Subject = UNAUTHENTICATED) -> AsyncIterator[bytes]:
+        """Check access (403), the start cursors (400/404/412) and the filters
+        (the JSON text of a `filters` list, 422), and return the stream's
+        lines, which end once read access is lost."""
+        self._check_event_type(subject, name, "readers")
         if self._logs.streams_ended:
             raise UnavailableError("the server is shutting down")
         event_filter = None if filters_param is None else parse_filters(_filters_json(filters_param))
         starts = cursors.stream_start(name, self._logs.all_bounds(name), cursors_header)
-        return event_stream(self._logs, name, starts, params, event_filter)
+        lines = event_stream(self._logs, name, starts, params, event_filter)
+        return _while_allowed(lines, lambda: self._check_event_type(subject, name, "readers"))
+
+    # -- authorization -----------------------------------------------------
+
+    def _check_event_type(self, subject: Subject, name: str, role: str) -> None:
+        """404 if `name` does not exist, 403 unless `subject` acts as `role` on it."""
+        authorization.check_event_type(subject, name, self._registry.runtime(name).event_type.authorization, role)
+
+    def _subscription(self, subscription_id: str, subject: Subject, role: str) -> Subscription:
+        """The subscription (404 if none), once `subject` may act as `role` on it (else 403)."""
+        subscription = self.subscriptions.get(subscription_id)
+        authorization.check_subscription(subject, subscription_id, subscription.authorization, role)
+        return subscription
+
+
+async def _while_allowed(lines: AsyncIterator[bytes], check: Callable[[], None]) -> AsyncIterator[bytes]:
+    """`lines` until `check` refuses (or the resource is gone): access is
+    checked again before every batch and keep-alive."""
+    async with contextlib.aclosing(lines):  # type: ignore[type-var]
+        async for chunk in lines:
+            try:
+                check()
+            except (ForbiddenError, NotFoundError) as e:
+                log.info("stream ended: %s", e.detail)
+                return
+            yield chunk
 
 
 def _filters_json(text: str) -> object:

@@ -19,6 +19,10 @@ class InvalidRequestError(BrokerError):
     """The request cannot be parsed (malformed JSON, wrong shape): 400."""
 
 
+class ForbiddenError(BrokerError):
+    """The caller is authenticated but not on the resource's list for this: 403."""
+
+
 class NotFoundError(BrokerError):
     """An event type, partition, schema version or subscription does not exist: 404."""
 

@@ -85,6 +85,9 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._runtimes)
 
+    def has(self, name: str) -> bool:
+        return name in self._runtimes
+
     def runtime(self, name: str) -> EventTypeRuntime:
         try:
             return self._runtimes[name]

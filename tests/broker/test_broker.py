@@ -22,7 +22,7 @@ def config(tmp_path):
 async def test_broker_reopens_event_types_and_events(config):
     broker = Broker.open(config)
     await broker.create_event_type(EVENT_TYPE)
-    assert (await broker.publish("t.undefined", b'[{"a":1},{"a":2}]', flow_id="f", published_by="p")).status == 200
+    assert (await broker.publish("t.undefined", b'[{"a":1},{"a":2}]', flow_id="f")).status == 200
     broker.close()
     again = Broker.open(config)
     assert again.get_event_type("t.undefined")["name"] == "t.undefined"
@@ -63,9 +63,8 @@ async def test_broker_delete_removes_the_type_and_a_stream_of_it_ends(config):
 async def test_broker_refuses_to_open_over_damaged_logs_naming_the_file(config, tmp_path):
     broker = Broker.open(config)
     await broker.create_event_type(EVENT_TYPE)
-    await broker.publish("t.undefined", json.dumps([{"n": i} for i in range(3)]).encode(), flow_id="f",
-                         published_by="p")
-    await broker.publish("t.undefined", b'[{"n":9}]', flow_id="f", published_by="p")
+    await broker.publish("t.undefined", json.dumps([{"n": i} for i in range(3)]).encode(), flow_id="f")
+    await broker.publish("t.undefined", b'[{"n":9}]', flow_id="f")
     broker.close()
     segment = tmp_path / "data" / "event-types" / "t.undefined" / "0" / "00000000000000000000.log"
     data = bytearray(segment.read_bytes())
@@ -102,7 +101,7 @@ async def test_broker_publish_racing_a_delete_fails_its_items_instead_of_crashin
     broker = Broker.open(config)
     await broker.create_event_type(EVENT_TYPE)
     broker._logs._logs.pop("t.undefined")  # the delete got there between lookup and append
-    outcome = await broker.publish("t.undefined", b'[{"a":1}]', flow_id="f", published_by="p")
+    outcome = await broker.publish("t.undefined", b'[{"a":1}]', flow_id="f")
     assert outcome.status == 207
     assert outcome.items[0]["publishing_status"] == "failed" and "does not exist" in outcome.items[0]["detail"]
     broker.close()
