@@ -17,14 +17,16 @@ def received_at(ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-def enrich(event: dict, *, event_type: str, partition: str, version: str, published_by: str,
+def enrich(events: list[dict], partitions: list[str], *, event_type: str, version: str, published_by: str,
            flow_id: str, received_at_text: str) -> None:
-    """Enrich `event["metadata"]` in place (validation made sure it is an object)."""
-    metadata = event["metadata"]
-    metadata["received_at"] = received_at_text
-    metadata["event_type"] = event_type
-    if not metadata.get("flow_id"):
-        metadata["flow_id"] = flow_id
-    metadata["partition"] = partition
-    metadata["version"] = version
-    metadata["published_by"] = published_by
+    """Enrich each event's `metadata` in place (validation made sure it is
+    an object), with the event's partition."""
+    for event, partition in zip(events, partitions, strict=True):
+        metadata = event["metadata"]
+        metadata["received_at"] = received_at_text
+        metadata["event_type"] = event_type
+        if not metadata.get("flow_id"):
+            metadata["flow_id"] = flow_id
+        metadata["partition"] = partition
+        metadata["version"] = version
+        metadata["published_by"] = published_by

@@ -104,13 +104,13 @@ async def publish(target: PublishTarget, body: bytes, append: Append, *, flow_id
     # 1000000000000000.0), so below this no event can be too large.
     sizes_checked = len(body) * 5 > EVENT_BYTES_MAX
     undefined = target.category == "undefined"
-    payloads: list[bytes] = []
     checked = target.all_valid(events)
-    if not checked or undefined or sizes_checked:
+    payloads = _encoded(events) if undefined or sizes_checked else None
+    if not checked or (payloads is not None and _any_unstorable(payloads, check_size=sizes_checked)):
         for i, event in enumerate(events):
             problem = None if checked else target.validate(event)
-            if problem is None and (undefined or sizes_checked):
-                problem = _encoded(event, payloads, check_size=sizes_checked)
+            if problem is None and payloads is not None:
+                problem = _unstorable(payloads[i], check_size=sizes_checked)
             if problem is not None:
                 return _rejected(events, Step.VALIDATING, i, problem, [])
     partitions = target.partitions_of(events)
@@ -122,28 +122,44 @@ async def publish(target: PublishTarget, body: bytes, append: Append, *, flow_id
             except ItemFailure as failure:
                 return _rejected(events, Step.PARTITIONING, i, failure.detail, partitions)
     if not undefined:
-        payloads = []
-        stamp = received_at(now_ms)
-        for i, (event, partition) in enumerate(zip(events, partitions, strict=True)):
-            enrich(event, event_type=target.name, partition=partition, version=target.version,
-                   published_by=published_by, flow_id=flow_id, received_at_text=stamp)
-            problem = _encoded(event, payloads, check_size=False)
-            if problem is not None:
-                return _rejected(events, Step.ENRICHING, i, problem, partitions)
+        enrich(events, partitions, event_type=target.name, version=target.version, published_by=published_by,
+               flow_id=flow_id, received_at_text=received_at(now_ms))
+        payloads = _encoded(events)
+        for i, payload in enumerate(payloads):
+            if isinstance(payload, str):
+                return _rejected(events, Step.ENRICHING, i, payload, partitions)
     # Freed now, while in the CPU's cache, rather than after the fsync.
     del events
-    return await _append_all(partitions, payloads, append)
+    return await _append_all(partitions, payloads, append)  # type: ignore[arg-type]
 
 
-def _encoded(event: dict, payloads: list[bytes], *, check_size: bool) -> str | None:
-    """Append the event's compact JSON to `payloads`, or say why it cannot be stored."""
+def _encoded(events: list[dict]) -> list[bytes | str]:
+    """Each event's compact JSON, or why it cannot be encoded."""
     try:
-        payload = event_json.encode(event)
-    except ValueError as e:
-        return str(e)
+        return list(event_json.encode_all(events))
+    except ValueError:
+        pass
+    payloads: list[bytes | str] = []
+    for event in events:
+        try:
+            payloads.append(event_json.encode(event))
+        except ValueError as e:
+            payloads.append(str(e))
+    return payloads
+
+
+def _any_unstorable(payloads: list[bytes | str], *, check_size: bool) -> bool:
+    if any(isinstance(payload, str) for payload in payloads):
+        return True
+    return check_size and max(map(len, payloads)) > EVENT_BYTES_MAX
+
+
+def _unstorable(payload: bytes | str, *, check_size: bool) -> str | None:
+    """Why an event of this encoding cannot be stored, or None."""
+    if isinstance(payload, str):
+        return payload
     if check_size and len(payload) > EVENT_BYTES_MAX:
         return f"Event too large: {len(payload)} bytes, max size is {EVENT_BYTES_MAX} bytes"
-    payloads.append(payload)
     return None
 
 

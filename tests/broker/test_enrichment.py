@@ -10,8 +10,8 @@ def test_enrichment_received_at_is_utc_with_milliseconds():
 
 def test_enrichment_sets_server_fields_and_keeps_a_producer_flow_id_and_key_order():
     event = {"metadata": {"eid": "e", "flow_id": "mine", "occurred_at": "t"}, "x": 1}
-    enrich(event, event_type="t.a", partition="3", version="1.0.0", published_by="unauthenticated",
-           flow_id="server", received_at_text="R")
+    enrich([event], ["3"], event_type="t.a", version="1.0.0", published_by="unauthenticated", flow_id="server",
+           received_at_text="R")
     assert list(event) == ["metadata", "x"]
     assert event["metadata"] == {"eid": "e", "flow_id": "mine", "occurred_at": "t", "received_at": "R",
                                  "event_type": "t.a", "partition": "3", "version": "1.0.0",
@@ -21,5 +21,5 @@ def test_enrichment_sets_server_fields_and_keeps_a_producer_flow_id_and_key_orde
 
 def test_enrichment_fills_an_empty_flow_id():
     event = {"metadata": {"eid": "e", "flow_id": ""}}
-    enrich(event, event_type="t", partition="0", version="1.0.0", published_by="p", flow_id="F", received_at_text="R")
+    enrich([event], ["0"], event_type="t", version="1.0.0", published_by="p", flow_id="F", received_at_text="R")
     assert event["metadata"]["flow_id"] == "F"

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broker.errors import InvalidRequestError, UnprocessableError
-from broker.event_json import encode, parse_batch
+from broker.event_json import encode, encode_all, parse_batch
 
 
 @pytest.mark.parametrize("body", [
@@ -77,3 +77,16 @@ def test_event_json_integers_beyond_the_conversion_limit_are_422():
 def test_event_json_exact_path_is_as_strict_as_orjson(body):
     with pytest.raises(InvalidRequestError):
         parse_batch(body)
+
+
+@given(st.lists(st.dictionaries(st.text(max_size=5), json_values, max_size=5), max_size=5))
+def test_event_json_encode_all_equals_one_by_one(events):
+    assert encode_all(events) == [encode(event) for event in events]
+
+
+def test_event_json_encode_all_refuses_a_batch_with_a_too_deep_event():
+    deeper = 1
+    for _ in range(1020):
+        deeper = [deeper]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        encode_all([{"a": 1}, {"d": deeper}])

@@ -85,6 +85,19 @@ async def test_publishing_event_too_large_fails_its_item():
         outcome.items[0]["detail"]
 
 
+@pytest.mark.parametrize("first, second, failed, detail", [
+    ({"big": "x" * 999_000}, {"bad": 1}, 0, "Event too large"),
+    ({"bad": 1}, {"big": "x" * 999_000}, 0, "#/bad"),
+    ({}, {"bad": 1, "big": "x" * 999_000}, 1, "#/bad"),
+])
+async def test_publishing_validation_fails_at_the_first_event_failing_its_schema_or_size(first, second, failed,
+                                                                                         detail):
+    outcome = await run([event("a", **first), event("b", **second)], Log())
+    assert outcome.status == 422
+    assert [i["publishing_status"] for i in outcome.items] == ["failed" if i == failed else "aborted" for i in (0, 1)]
+    assert outcome.items[failed]["detail"].startswith(detail)
+
+
 async def test_publishing_partial_failure_is_207_with_submitted_and_failed():
     log = Log(fail={1: UnavailableError("storage failed")})
     outcome = await run([event("a", p=0), event("b", p=1)], log)
