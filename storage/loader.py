@@ -97,6 +97,7 @@ class SegmentSettings:
     frame_bytes_max: int
     index_interval_bytes: int
     index_capacity: int
+    bytes_max: int
 
 
 def load_segments(directory: str, settings: SegmentSettings, recover: RecoverMode) -> tuple[list[Segment], RecoveryReport]:
@@ -104,7 +105,7 @@ def load_segments(directory: str, settings: SegmentSettings, recover: RecoverMod
     report = RecoveryReport()
     bases = _pass1_inventory(directory, settings.io, report)
     if not bases:
-        return [Segment.create(directory, 0, **_kwargs(settings))], report
+        return [Segment.create(directory, 0, **segment_kwargs(settings))], report
     try:
         states = _pass2_sealed(directory, bases, settings, recover, report)
         if not report.actions("truncated_damage"):
@@ -115,9 +116,11 @@ def load_segments(directory: str, settings: SegmentSettings, recover: RecoverMod
     return _pass5_indexes(directory, bases[: len(states)], states, settings, report), report
 
 
-def _kwargs(settings: SegmentSettings) -> dict:
+def segment_kwargs(settings: SegmentSettings) -> dict:
+    """The keyword arguments of `Segment` and `Segment.create`."""
     return {"io": settings.io, "frame_bytes_max": settings.frame_bytes_max,
-            "index_interval_bytes": settings.index_interval_bytes, "index_capacity": settings.index_capacity}
+            "index_interval_bytes": settings.index_interval_bytes, "index_capacity": settings.index_capacity,
+            "bytes_max": settings.bytes_max}
 
 
 def _pass1_inventory(directory: str, io: FileIO, report: RecoveryReport) -> list[int]:
@@ -348,7 +351,7 @@ def _pass5_indexes(directory: str, bases: list[int], states: list[SegmentState],
                    report: RecoveryReport) -> list[Segment]:
     segments = []
     for i, (base, state) in enumerate(zip(bases, states)):
-        kwargs = _kwargs(settings)
+        kwargs = segment_kwargs(settings)
         if i < len(states) - 1:
             kwargs["index_capacity"] = len(state.index_entries)
         segment = Segment(directory, base, state, **kwargs)

@@ -40,7 +40,7 @@ from typing import Literal, NamedTuple
 from .errors import LogClosedError, LogFailedError, OffsetOutOfRangeError, StorageError, write_failed
 from .fileio import FileIO
 from .index import ENTRY
-from .loader import RecoverMode, RecoveryReport, SegmentSettings, load_segments
+from .loader import RecoverMode, RecoveryReport, SegmentSettings, load_segments, segment_kwargs
 from .record import Record, Run
 from .segment import Segment
 
@@ -100,7 +100,8 @@ class LogStatistics:
 
 
 def _segment_settings(config: LogConfig, io: FileIO) -> SegmentSettings:
-    return SegmentSettings(io, config.frame_bytes_max, config.index_interval_bytes, config.index_bytes_max // ENTRY.size)
+    return SegmentSettings(io, config.frame_bytes_max, config.index_interval_bytes, config.index_bytes_max // ENTRY.size,
+                           config.segment_bytes_max)
 
 
 LEAD_ROUNDS_MAX = 3
@@ -407,10 +408,7 @@ class PartitionLog:
             self._made_durable((active.end_offset, active.size, active.first_ms, active.last_ms))
         self._io.crash_point("log.roll.synced")
         active.seal()
-        segment = Segment.create(self.directory, active.end_offset, io=self._io,
-                                 frame_bytes_max=self.config.frame_bytes_max,
-                                 index_interval_bytes=self.config.index_interval_bytes,
-                                 index_capacity=self._settings.index_capacity)
+        segment = Segment.create(self.directory, active.end_offset, **segment_kwargs(self._settings))
         self._io.crash_point("log.roll.created")
         try:
             self._io.fsync_dir(self.directory)

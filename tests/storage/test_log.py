@@ -8,11 +8,13 @@ import pytest
 
 from storage import (
     BatchTooLargeError,
+    FileIO,
     LogClosedError,
     LogConfig,
     OffsetOutOfRangeError,
     PartitionLog,
 )
+from storage.segment import PREALLOCATE_BYTES
 
 
 class FakeClock:
@@ -75,6 +77,41 @@ def test_log_rolls_by_size_and_reads_across_segments(tmp_path):
     assert [r.offset for r in log.read(0, max_records=200)] == list(range(200))
     names = sorted(os.listdir(tmp_path / "p"))
     assert names[0] == "00000000000000000000.index" and all(len(n.split(".")[0]) == 20 for n in names)
+    log.close()
+
+
+def test_log_preallocates_the_active_segment_without_changing_its_size(tmp_path):
+    log = PartitionLog.open(tmp_path / "p", LogConfig())
+    log.append(payloads(5))
+    [active] = [n for n in os.listdir(tmp_path / "p") if n.endswith(".log")]
+    stat = os.stat(tmp_path / "p" / active)
+    assert stat.st_size == log.statistics().size_bytes
+    assert stat.st_blocks * 512 >= PREALLOCATE_BYTES
+    log.close()
+    reopened = PartitionLog.open(tmp_path / "p", LogConfig())
+    assert all_payloads(reopened) == payloads(5) and reopened.recovery.events == []
+    reopened.close()
+
+
+def test_log_segments_rolled_for_size_keep_less_than_a_frame_allocated_past_their_end(tmp_path):
+    log = PartitionLog.open(tmp_path / "p", LogConfig(segment_bytes_max=64 * 1024, frame_bytes_max=4096))
+    for i in range(100):
+        log.append(payloads(20, i * 20, size=100))
+    sealed = sorted(n for n in os.listdir(tmp_path / "p") if n.endswith(".log"))[:-1]
+    assert len(sealed) > 2
+    for name in sealed:
+        stat = os.stat(tmp_path / "p" / name)
+        assert stat.st_blocks * 512 <= 64 * 1024 + 4096 + 4096, name
+    log.close()
+
+
+def test_log_writes_where_preallocation_is_not_supported(tmp_path):
+    class NoFallocate(FileIO):
+        def preallocate(self, fd, position, length):
+            raise OSError(95, "Operation not supported")
+    log = PartitionLog.open(tmp_path / "p", LogConfig(), io=NoFallocate())
+    log.append(payloads(5))
+    assert all_payloads(log) == payloads(5)
     log.close()
 
 
