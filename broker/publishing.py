@@ -100,17 +100,17 @@ async def publish(target: PublishTarget, body: bytes, append: Append, *, flow_id
     events = event_json.parse_batch(body)
     if not events:
         return PublishOutcome(200)
-    # Compact re-encoding grows a JSON text less than 5 times (1e15 becomes
-    # 1000000000000000.0), so below this no event can be too large.
-    sizes_checked = len(body) * 5 > EVENT_BYTES_MAX
+    # An event is as large as Nakadi counts it: its text as sent. In a body
+    # no larger than the limit, none can be too large.
+    sizes = event_json.sizes(body) if len(body) > EVENT_BYTES_MAX else None
     undefined = target.category == "undefined"
     checked = target.all_valid(events)
-    payloads = _encoded(events) if undefined or sizes_checked else None
-    if not checked or (payloads is not None and _any_unstorable(payloads, check_size=sizes_checked)):
+    payloads = _encoded(events) if undefined else None
+    if not checked or _any_unstorable(payloads, sizes):
         for i, event in enumerate(events):
             problem = None if checked else target.validate(event)
-            if problem is None and payloads is not None:
-                problem = _unstorable(payloads[i], check_size=sizes_checked)
+            if problem is None:
+                problem = _unstorable(payloads[i] if payloads else b"", sizes[i] if sizes else 0)
             if problem is not None:
                 return _rejected(events, Step.VALIDATING, i, problem, [])
     partitions = target.partitions_of(events)
@@ -148,18 +148,18 @@ def _encoded(events: list[dict]) -> list[bytes | str]:
     return payloads
 
 
-def _any_unstorable(payloads: list[bytes | str], *, check_size: bool) -> bool:
-    if any(isinstance(payload, str) for payload in payloads):
+def _any_unstorable(payloads: list[bytes | str] | None, sizes: list[int] | None) -> bool:
+    if payloads is not None and any(isinstance(payload, str) for payload in payloads):
         return True
-    return check_size and max(map(len, payloads)) > EVENT_BYTES_MAX
+    return sizes is not None and max(sizes) > EVENT_BYTES_MAX
 
 
-def _unstorable(payload: bytes | str, *, check_size: bool) -> str | None:
-    """Why an event of this encoding cannot be stored, or None."""
+def _unstorable(payload: bytes | str, size: int) -> str | None:
+    """Why an event of this encoding (or b"") and size cannot be stored, or None."""
     if isinstance(payload, str):
         return payload
-    if check_size and len(payload) > EVENT_BYTES_MAX:
-        return f"Event too large: {len(payload)} bytes, max size is {EVENT_BYTES_MAX} bytes"
+    if size > EVENT_BYTES_MAX:
+        return f"Event too large: {size} bytes, max size is {EVENT_BYTES_MAX} bytes"
     return None
 
 

@@ -98,6 +98,17 @@ async def test_publishing_validation_fails_at_the_first_event_failing_its_schema
     assert outcome.items[failed]["detail"].startswith(detail)
 
 
+async def test_publishing_measures_an_event_as_sent_whitespace_included():
+    padded = b'{"metadata":{"eid":"a","occurred_at":"2024-01-01T00:00:00Z"},"x":1' + b" " * 999_000 + b"}"
+    outcome = await publish(Target(), b"[" + padded + b"]", Log().append, flow_id="F", published_by="me", now_ms=0)
+    assert outcome.status == 422 and outcome.items[0]["detail"] == \
+        f"Event too large: {len(padded)} bytes, max size is 999000 bytes"
+    log = Log()
+    fits = padded[: 999_000 - 1] + b"}"
+    outcome = await publish(Target(), b"[" + fits + b"]", log.append, flow_id="F", published_by="me", now_ms=0)
+    assert outcome.status == 200 and b" " not in log.written[0][0]
+
+
 async def test_publishing_partial_failure_is_207_with_submitted_and_failed():
     log = Log(fail={1: UnavailableError("storage failed")})
     outcome = await run([event("a", p=0), event("b", p=1)], log)
