@@ -9,8 +9,10 @@ place; new keys are appended, so the stored JSON keeps the producer's order.
 from __future__ import annotations
 
 import datetime
+import functools
 
 
+@functools.lru_cache(maxsize=1)  # publishes within the same millisecond share it
 def received_at(ms: int) -> str:
     """UTC ISO-8601 with milliseconds, as Nakadi writes `received_at`."""
     moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
