@@ -1,6 +1,10 @@
 """The HTTP application: the Quart-Trio app, its routes, and its one error
 pipeline.
 
+Every request but those to `/health` and `/ready` is authenticated first
+(`api/access.py`), by the authenticator of the configured mode; a caller
+who proves nothing gets a 401 with `WWW-Authenticate: Bearer`.
+
 Every error leaves as Problem JSON (`api/problems.py`): broker errors with
 their status, HTTP errors (404, 405, 413, 415 ...) with theirs, and an
 unexpected exception as a 500 whose detail carries an error id that is
@@ -23,13 +27,17 @@ from broker.broker import Broker
 from broker.errors import BrokerError
 
 from . import event_types, events, partitions, subscription_streams, subscriptions
-from .problems import broker_problem, problem
+from .access import authenticate_requests
+from .auth import AUTHENTICATION_OFF, Authenticator, Unauthenticated
+from .problems import broker_problem, problem, unauthenticated_problem
 from .wire import FLOW_ID, flow_id, json_response, refuse_encoding_without_post
 
 log = logging.getLogger(__name__)
 
-def create_app(broker: Broker, *, request_bytes_max: int = 16 * 1024 * 1024) -> QuartTrio:
-    app = QuartTrio(__name__)
+def create_app(broker: Broker, *, request_bytes_max: int = 16 * 1024 * 1024,
+               authenticator: Authenticator = AUTHENTICATION_OFF) -> QuartTrio:
+    app = QuartTrio(__name__, static_folder=None)
+    authenticate_requests(app, authenticator)
     # "/subscriptions//cursors" is a 404, not a redirect to another resource.
     app.url_map.merge_slashes = False
     app.config.update(MAX_CONTENT_LENGTH=request_bytes_max, RESPONSE_TIMEOUT=None, BODY_TIMEOUT=60)
@@ -43,6 +51,7 @@ def create_app(broker: Broker, *, request_bytes_max: int = 16 * 1024 * 1024) -> 
         module.register(app, broker)
     app.before_request(refuse_encoding_without_post)
     app.after_request(_add_flow_id)
+    app.register_error_handler(Unauthenticated, _unauthenticated)
     app.register_error_handler(BrokerError, _broker_problem)
     app.register_error_handler(HTTPException, _http_problem)
     app.register_error_handler(InternalServerError, _unexpected)
@@ -80,6 +89,10 @@ async def health() -> Response:
 async def _add_flow_id(response: Response) -> Response:
     response.headers[FLOW_ID] = flow_id()
     return response
+
+
+async def _unauthenticated(error: Unauthenticated) -> Response:
+    return unauthenticated_problem(error)
 
 
 async def _broker_problem(error: BrokerError) -> Response:

@@ -1,14 +1,17 @@
 """The `nakadi` command line.
 
 `nakadi serve` loads the configuration, takes the data directory's lock and
-serves the API with Hypercorn's trio worker until SIGINT or SIGTERM. Once
-it accepts connections it prints its URL as one line on stdout and, when
-asked, writes it to a ready file, so tests and tools can find a server
-started on port 0.
+serves the API with Hypercorn's trio worker until SIGINT or SIGTERM, over
+TLS when a certificate and key are configured (checked before anything
+starts), authenticating callers as [auth] says. Once it accepts
+connections it prints its URL (https with TLS) as one line on stdout and,
+when asked, writes it to a ready file, so tests and tools can find a
+server started on port 0.
 
 Exit status: 0 after a clean shutdown; 2 when the server cannot start (bad
 configuration, data directory in use, address unavailable), with one line
-on stderr saying why.
+on stderr saying why. No secret of the configuration is ever printed or
+logged.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import gc
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -34,6 +38,7 @@ from broker.config import fault_hooks
 from broker.errors import BrokerError
 
 from .app import create_app, shield_last_send
+from .auth import authenticator
 from .config import Config, ConfigError, ServerConfig, default_config_file, load_config
 
 log = logging.getLogger(__name__)
@@ -69,12 +74,36 @@ def serve(config_file: Path | None, host: str | None, port: int | None, data_dir
     try:
         config = load_config(config_file or default_config_file(Path.cwd()), os.environ,
                              {"server": {key: value for key, value in flags.items() if value is not None}})
+        _check_tls(config.server)
         _configure_logging()
         with _locked_data_dir(Path(config.server.data_dir)):
             _run(config, ready_file)
     except (ConfigError, StartupError) as error:
         click.echo(f"nakadi: {error}", err=True)
         sys.exit(EXIT_CANNOT_START)
+
+
+def _check_tls(server: ServerConfig) -> None:
+    """Load the certificate and key as Hypercorn will, so that a missing or
+    unreadable file, a key that does not match, or an encrypted key (whose
+    password would be asked for on the terminal) stops start-up here."""
+    if not server.tls:
+        return
+    for name, path in (("certificate", server.tls_certificate_file), ("key", server.tls_key_file)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as error:
+            raise StartupError(f"cannot read TLS {name} file {path}: {error.strerror}") from None
+
+    def no_password() -> bytes:
+        raise StartupError(f"TLS key {server.tls_key_file} is encrypted; give an unencrypted key file")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(server.tls_certificate_file, server.tls_key_file, password=no_password)
+    except ssl.SSLError as error:
+        raise StartupError(f"cannot use TLS certificate {server.tls_certificate_file} with key "
+                           f"{server.tls_key_file}: {error.reason or 'not a PEM certificate and key'}") from None
 
 
 def _configure_logging() -> None:
@@ -152,7 +181,8 @@ def _tune_gc() -> None:
 
 async def _serve(config: Config, broker: Broker, ready_file: Path | None) -> None:
     hypercorn_config = _hypercorn_config(config.server)
-    app = shield_last_send(create_app(broker, request_bytes_max=config.server.request_bytes_max))
+    app = shield_last_send(create_app(broker, request_bytes_max=config.server.request_bytes_max,
+                                      authenticator=authenticator(config.auth)))
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
             async def server(task_status: trio.TaskStatus[list[str]]) -> None:
@@ -174,6 +204,9 @@ def _hypercorn_config(server: ServerConfig) -> HypercornConfig:
     host = f"[{server.host}]" if ":" in server.host else server.host
     hypercorn_config.bind = [f"{host}:{server.port}"]
     hypercorn_config.errorlog = logging.getLogger("hypercorn.error")
+    if server.tls:
+        hypercorn_config.certfile = server.tls_certificate_file
+        hypercorn_config.keyfile = server.tls_key_file
     return hypercorn_config
 
 
@@ -188,13 +221,27 @@ async def _wait_for_stop(signals: trio.abc.ReceiveChannel[int], broker: Broker) 
 
 
 def _announce(url: str, config: Config, ready_file: Path | None) -> None:
-    log.info("serving %s (data directory %s)", url, Path(config.server.data_dir).resolve())
+    log.info("serving %s (data directory %s, authentication %s)", url, Path(config.server.data_dir).resolve(),
+             config.auth.mode)
+    _warn_of_exposure(config)
     durability = config.storage.log.durability
     if durability != "always":
         log.warning("storage durability is %r: acknowledged events can be lost in a crash", durability)
     click.echo(url)
     if ready_file is not None:
         _write_atomically(ready_file, url + "\n")
+
+
+def _warn_of_exposure(config: Config) -> None:
+    server = config.server
+    if server.loopback:
+        return
+    if config.auth.mode == "off":
+        log.warning("authentication is off and %s is not a loopback address: whoever reaches it can read, "
+                    "write and delete every event type, event and subscription", server.host)
+    elif not server.tls:
+        log.warning("bearer tokens reach %s without TLS (auth_without_tls_allowed): they are safe only if "
+                    "a proxy in front terminates TLS", server.host)
 
 
 def _write_atomically(path: Path, text: str) -> None:

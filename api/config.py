@@ -3,13 +3,17 @@ environment variables, then command-line flags, each overriding the one
 before, all checked before anything starts.
 
 This module owns the layering, the sections and keys that exist, the type
-of each value (its default's) and the [server] section. What [storage]
-values mean belongs to `broker.config`. Every problem is a `ConfigError`
-whose one-line message names the key and where its value came from.
+of each value (its default's: an integer, a string, true or false, or a
+list for a tuple), the [server] section, and the one rule across sections:
+authentication on a non-loopback address needs TLS. What [storage] values
+mean belongs to `broker.config`, what [auth] values mean to
+`api.auth_config`. Every problem is a `ConfigError` whose one-line message
+names the key and where its value came from, and never repeats a secret.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -17,6 +21,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from broker.config import STORAGE_DEFAULTS, StorageConfig, storage_config
+
+from .auth_config import AUTH_DEFAULTS, SECRET_KEYS, AuthConfig, auth_config
 
 DEFAULT_FILE = Path("nakadi.toml")
 ENV_PREFIX = "NAKADI_"
@@ -30,12 +36,16 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Where the server listens and keeps its data (relative to the working directory)."""
+    """Where the server listens and keeps its data (paths relative to the
+    working directory), and its TLS certificate and key (both or neither)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: str = "data"
     request_bytes_max: int = 16 * 1024 * 1024
+    tls_certificate_file: str = ""
+    tls_key_file: str = ""
+    auth_without_tls_allowed: bool = False
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -46,6 +56,22 @@ class ServerConfig:
             raise ValueError("data_dir must not be empty")
         if self.request_bytes_max < 1024:
             raise ValueError(f"request_bytes_max must be at least 1024, not {self.request_bytes_max}")
+        if bool(self.tls_certificate_file) != bool(self.tls_key_file):
+            raise ValueError("tls_certificate_file and tls_key_file must be set together")
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_certificate_file)
+
+    @property
+    def loopback(self) -> bool:
+        """Whether `host` is reachable from this machine only."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
 
 @dataclass(frozen=True)
@@ -54,15 +80,19 @@ class Config:
 
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
 
 SECTIONS: Sections = MappingProxyType({
     "server": MappingProxyType({f.name: f.default for f in fields(ServerConfig)}),
     "storage": STORAGE_DEFAULTS,
+    "auth": AUTH_DEFAULTS,
 })
-"""Every section, with every key's default; a value must have its default's type."""
+"""Every section, with every key's default; a value must have its default's
+type, a list where the default is a tuple."""
 
-_TYPE_NAMES = {int: "an integer", str: "a string"}
+_SECRETS = frozenset(("auth", key) for key in SECRET_KEYS)
+_TYPE_NAMES = {int: "an integer", str: "a string", bool: "true or false", list: "a list"}
 
 
 def load_config(path: Path | None, environ: Mapping[str, str], flags: Sections) -> Config:
@@ -75,7 +105,7 @@ def load_config(path: Path | None, environ: Mapping[str, str], flags: Sections) 
         _check(sections, source)
         for name, values in sections.items():
             merged[name].update(values)
-    return _build(merged)
+    return _build(merged, environ)
 
 
 def default_config_file(cwd: Path) -> Path | None:
@@ -110,13 +140,36 @@ def _environment_layers(environ: Mapping[str, str]) -> list[tuple[Sections, str]
 
 
 def _from_text(section: str, key: str, text: str, source: str) -> object:
-    default = SECTIONS[section].get(key)
-    if not isinstance(default, int):
+    """`text` as a value of the key's type: a boolean is `true` or `false`,
+    a list a TOML array (`["RS256"]`, `[{data_type = "user", value = "a"}]`)."""
+    if key not in SECTIONS[section]:
         return text
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"[{section}] {key} must be an integer, not {text!r} ({source})") from None
+    expected = _type_of(SECTIONS[section][key])
+    if expected is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"[{section}] {key} must be an integer, not {text!r} ({source})") from None
+    if expected is bool:
+        if text.strip().lower() not in ("true", "false"):
+            raise ConfigError(f"[{section}] {key} must be true or false, not {text!r} ({source})")
+        return text.strip().lower() == "true"
+    if expected is list:
+        try:
+            return tomllib.loads(f"value = {text}")["value"]
+        except tomllib.TOMLDecodeError:
+            shown = _shown(section, key, text)
+            raise ConfigError(f"[{section}] {key} must be a TOML array such as [\"a\", \"b\"], "
+                              f"not {shown} ({source})") from None
+    return text
+
+
+def _type_of(default: object) -> type:
+    return list if isinstance(default, tuple) else type(default)
+
+
+def _shown(section: str, key: str, value: object) -> str:
+    return "a value not shown here, as it holds secrets" if (section, key) in _SECRETS else repr(value)
 
 
 def _check(sections: Sections, source: str) -> None:
@@ -134,12 +187,13 @@ def _check_value(section: str, key: str, value: object, source: str) -> None:
     defaults = SECTIONS[section]
     if key not in defaults:
         raise ConfigError(f"unknown key {key!r} in [{section}] ({source})")
-    expected = type(defaults[key])
+    expected = _type_of(defaults[key])
     if type(value) is not expected:
-        raise ConfigError(f"[{section}] {key} must be {_TYPE_NAMES[expected]}, not {value!r} ({source})")
+        raise ConfigError(f"[{section}] {key} must be {_TYPE_NAMES[expected]}, not {_shown(section, key, value)} "
+                          f"({source})")
 
 
-def _build(merged: Mapping[str, Mapping[str, object]]) -> Config:
+def _build(merged: Mapping[str, Mapping[str, object]], environ: Mapping[str, str]) -> Config:
     try:
         server = ServerConfig(**merged["server"])
     except ValueError as error:
@@ -148,4 +202,19 @@ def _build(merged: Mapping[str, Mapping[str, object]]) -> Config:
         storage = storage_config(merged["storage"])
     except ValueError as error:
         raise ConfigError(f"[storage] {error}") from error
-    return Config(server, storage)
+    try:
+        auth = auth_config(merged["auth"], environ)
+    except ValueError as error:
+        raise ConfigError(f"[auth] {error}") from error
+    _check_transport(server, auth)
+    return Config(server, storage, auth)
+
+
+def _check_transport(server: ServerConfig, auth: AuthConfig) -> None:
+    """Bearer tokens sent in clear text to a non-loopback address can be
+    read on the way: refuse unless TLS is on, or the operator says a proxy
+    in front of the server terminates it."""
+    if auth.mode != "off" and not server.loopback and not server.tls and not server.auth_without_tls_allowed:
+        raise ConfigError(f"[auth] mode {auth.mode!r} on host {server.host}, which is not a loopback address, "
+                          f"needs TLS: set [server] tls_certificate_file and tls_key_file, or "
+                          f"auth_without_tls_allowed = true when a proxy in front terminates TLS")

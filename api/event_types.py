@@ -9,6 +9,7 @@ from werkzeug.exceptions import BadRequest
 
 from broker.broker import Broker
 
+from .access import subject
 from .wire import empty_response, json_response, read_json_body
 
 PARTITION_STRATEGIES = ["hash", "user_defined", "random"]
@@ -30,11 +31,11 @@ def register(app: QuartTrio, broker: Broker) -> None:
         return json_response(broker.get_event_type(name))
 
     async def update_event_type(name: str) -> Response:
-        await broker.update_event_type(name, await json_body(limit))
+        await broker.update_event_type(name, await json_body(limit), subject=subject())
         return empty_response(200)
 
     async def delete_event_type(name: str) -> Response:
-        await broker.delete_event_type(name)
+        await broker.delete_event_type(name, subject=subject())
         return empty_response(200)
 
     async def list_schemas(name: str) -> Response:
@@ -46,7 +47,7 @@ def register(app: QuartTrio, broker: Broker) -> None:
         body = await json_body(limit)
         if request.args.get("fetch", "false").lower() == "true":
             return json_response(broker.find_schema(name, body))
-        await broker.add_schema(name, body)
+        await broker.add_schema(name, body, subject=subject())
         return empty_response(200)
 
     async def check_compatibility(name: str, version: str) -> Response:

@@ -13,6 +13,7 @@ from broker.broker import Broker
 from broker.errors import BrokerError
 from broker.stream_params import parse_stream_params
 
+from .access import subject
 from .wire import empty_response, flow_id, json_response, read_json_body
 
 log = logging.getLogger(__name__)
@@ -28,13 +29,13 @@ def register(app: QuartTrio, broker: Broker) -> None:
 
     async def publish(name: str) -> Response:
         body = await read_json_body(limit)
-        outcome = await broker.publish(name, body, flow_id=flow_id())
+        outcome = await broker.publish(name, body, flow_id=flow_id(), subject=subject())
         if outcome.items is None:
             return empty_response(200)
         return json_response(outcome.items, outcome.status)
 
     async def publish_deletions(name: str) -> Response:
-        outcome = broker.publish_deletions(name, await read_json_body(limit))
+        outcome = broker.publish_deletions(name, await read_json_body(limit), subject=subject())
         return json_response(outcome.items, outcome.status)
 
     async def stream(name: str) -> Response:
@@ -43,7 +44,8 @@ def register(app: QuartTrio, broker: Broker) -> None:
             rng=rng, batch_limit=args.get("batch_limit"), stream_limit=args.get("stream_limit"),
             batch_flush_timeout=args.get("batch_flush_timeout"), stream_timeout=args.get("stream_timeout"),
             stream_keep_alive_limit=args.get("stream_keep_alive_limit"))
-        lines = broker.open_stream(name, request.headers.get("X-Nakadi-Cursors"), params, args.get("filters"))
+        lines = broker.open_stream(name, request.headers.get("X-Nakadi-Cursors"), params, args.get("filters"),
+                                   subject=subject())
         response = Response(_ended_cleanly(lines, name), content_type=STREAM_TYPE,
                             headers={"Warning": DEPRECATION})
         response.timeout = None

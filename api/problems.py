@@ -3,7 +3,9 @@
 Nakadi's shape: `{"title", "status", "detail"}`; a `type` of about:blank is
 left out and so is an empty `detail`, except that field-validation problems
 carry `"type": "http://httpstatus.es/422"` as Nakadi's do. Every `BrokerError` subclass has its
-status here; a test checks none is missing.
+status here; a test checks none is missing. A caller who has not proven
+who it is gets 401 with RFC 6750's `WWW-Authenticate: Bearer` challenge;
+one who has, but is not allowed, gets the broker's 403.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from broker.errors import (
     UnavailableError,
     UnprocessableError,
 )
+
+from .auth import Unauthenticated
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -48,6 +52,11 @@ def problem(status: int, detail: str = "", *, title: str | None = None, type_uri
     if detail:
         body["detail"] = detail
     return Response(orjson.dumps(body), status=status, headers=headers, content_type=PROBLEM_JSON)
+
+
+def unauthenticated_problem(error: Unauthenticated) -> Response:
+    challenge = f'Bearer error="{error.error}"' if error.error else "Bearer"
+    return problem(401, error.detail, headers={"WWW-Authenticate": challenge})
 
 
 def status_of(error: BrokerError) -> int:

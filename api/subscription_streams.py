@@ -11,6 +11,7 @@ from quart_trio import QuartTrio
 from broker.broker import Broker
 from broker.errors import BrokerError, InvalidRequestError
 
+from .access import subject
 from .event_types import json_body
 from .subscriptions import bool_arg
 from .wire import empty_response, json_response
@@ -28,7 +29,8 @@ def register(app: QuartTrio, broker: Broker) -> None:
 
     async def stream_get(subscription_id: str) -> Response:
         values = {name: request.args.get(name) for name in _STREAM_PARAMS}
-        return _streaming(subscription_id, *await broker.open_subscription_stream(subscription_id, values))
+        return _streaming(subscription_id, *await broker.open_subscription_stream(subscription_id, values,
+                                                                                 subject=subject()))
 
     async def stream_post(subscription_id: str) -> Response:
         body = await json_body(limit)
@@ -36,21 +38,23 @@ def register(app: QuartTrio, broker: Broker) -> None:
             raise InvalidRequestError("the body must be a JSON object")
         values = {name: body.get(name) for name in _STREAM_PARAMS}
         return _streaming(subscription_id, *await broker.open_subscription_stream(
-            subscription_id, values, body.get("partitions")))
+            subscription_id, values, body.get("partitions"), subject=subject()))
 
     async def cursors_get(subscription_id: str) -> Response:
-        return json_response({"items": await broker.subscription_cursors(subscription_id)})
+        return json_response({"items": await broker.subscription_cursors(subscription_id, subject=subject())})
 
     async def cursors_commit(subscription_id: str) -> Response:
-        items = await broker.commit_cursors(subscription_id, request.headers.get(STREAM_ID), await json_body(limit))
+        items = await broker.commit_cursors(subscription_id, request.headers.get(STREAM_ID), await json_body(limit),
+                                            subject=subject())
         return empty_response(204) if items is None else json_response({"items": items})
 
     async def cursors_reset(subscription_id: str) -> Response:
-        await broker.reset_cursors(subscription_id, await json_body(limit))
+        await broker.reset_cursors(subscription_id, await json_body(limit), subject=subject())
         return empty_response(204)
 
     async def stats(subscription_id: str) -> Response:
-        return json_response({"items": await broker.subscription_stats(subscription_id, bool_arg("show_time_lag"))})
+        return json_response({"items": await broker.subscription_stats(subscription_id, bool_arg("show_time_lag"),
+                                                                                subject=subject())})
 
     app.add_url_rule("/subscriptions/<subscription_id>/events", view_func=stream_get, methods=["GET"])
     app.add_url_rule("/subscriptions/<subscription_id>/events", view_func=stream_post, methods=["POST"])

@@ -9,6 +9,7 @@ from werkzeug.exceptions import BadRequest
 
 from broker.broker import Broker
 
+from .access import subject
 from .event_types import int_arg, json_body
 from .wire import empty_response, json_response
 
@@ -21,7 +22,7 @@ def register(app: QuartTrio, broker: Broker) -> None:
     limit = app.config["MAX_CONTENT_LENGTH"]
 
     async def create_subscription() -> Response:
-        subscription, created = await broker.create_subscription(await json_body(limit))
+        subscription, created = await broker.create_subscription(await json_body(limit), subject=subject())
         location = subscription_path(subscription["id"])
         if created:
             return json_response(subscription, 201, {"Location": location, "Content-Location": location})
@@ -37,11 +38,11 @@ def register(app: QuartTrio, broker: Broker) -> None:
         return json_response(broker.get_subscription(subscription_id, show_status=bool_arg("show_status")))
 
     async def update_subscription(subscription_id: str) -> Response:
-        await broker.update_subscription(subscription_id, await json_body(limit))
+        await broker.update_subscription(subscription_id, await json_body(limit), subject=subject())
         return empty_response(204)
 
     async def delete_subscription(subscription_id: str) -> Response:
-        await broker.delete_subscription(subscription_id)
+        await broker.delete_subscription(subscription_id, subject=subject())
         return empty_response(204)
 
     app.add_url_rule("/subscriptions", view_func=create_subscription, methods=["POST"])
