@@ -33,6 +33,7 @@ from api.app import create_app
 from api.auth import authenticator
 from api.auth_config import AuthConfig, TokenConfig
 from broker.broker import Broker, BrokerConfig
+from tests.reliability.harness import Report
 
 from .auth_helpers import JWT_AUTH, UNKNOWN_TOKEN, bearer, jwt_for, unverified_jwts
 from .helpers import SCHEMA, business_event, business_type
@@ -246,7 +247,9 @@ async def cell_failure(call: Call, column: str, headers: dict[str, str], respons
 
 @pytest.mark.parametrize("mode", ["tokens", "jwt"])
 async def test_security_matrix_every_route_and_every_caller(tmp_path, mode):
+    """Also RELIABILITY.md (6)'s report line: unauthorized requests accepted."""
     failures, cells_checked = [], 0
+    report = Report(f"security_{mode}", seed=0)
     assert app_routes(create_app(None)) == set(ROUTES)  # type: ignore[arg-type]
     for index, ((method, rule), call) in enumerate(sorted(ROUTES.items())):
         headers_of = Credentials(mode)
@@ -262,9 +265,14 @@ async def test_security_matrix_every_route_and_every_caller(tmp_path, mode):
                 for column, headers in cells:
                     response = await world.call(method, call, column, headers)
                     cells_checked += 1
+                    refused = column in REFUSED_COLUMNS or (column == "not listed" and call.guarded)
+                    if call.listed != PUBLIC and refused and response.status_code < 400:
+                        report.unauthorized_accepted += 1
                     failure = await cell_failure(call, column, headers, response)
                     if failure:
                         failures.append(f"{method} {rule} [{column}]: {failure}")
+    report.cycles = cells_checked
+    report.finish()
     assert not failures, "\n".join(failures)
     assert cells_checked == len(ROUTES) * len(COLUMNS)
 
