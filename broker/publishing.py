@@ -96,7 +96,7 @@ class PublishOutcome:
 async def publish(target: PublishTarget, body: bytes, append: Append, *, flow_id: str,
                   published_by: str, now_ms: int) -> PublishOutcome:
     """Parse the batch in `body` and run the pipeline over its events,
-    appending with `append(partition, payloads)`."""
+    appending each partition's payloads with one `append` call."""
     events = event_json.parse_batch(body)
     if not events:
         return PublishOutcome(200)
