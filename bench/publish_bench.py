@@ -372,7 +372,7 @@ def publish_run(server: Server, event_type: str, bodies_file: Path, batch: int, 
     return sample
 
 
-def print_publish(c: Comparison[PublishSample]) -> None:
+def print_publish(c: Comparison[PublishSample], ceiling: str = "bare") -> None:
     def side(samples: Sequence[PublishSample]) -> str:
         return (f"{spread([s.events_per_s for s in samples], ',.0f')} events/s  "
                 f"{spread([s.requests / s.seconds for s in samples], ',.0f')} req/s  "
@@ -381,7 +381,7 @@ def print_publish(c: Comparison[PublishSample]) -> None:
                 f"client CPU {spread([100 * s.client_cpu for s in samples], '.0f')}%")
     print(c.name)
     print(f"    ours : {side(c.ours)}")
-    print(f"    bare : {side(c.ceiling)}")
+    print(f"    {ceiling:<5}: {side(c.ceiling)}")
     print(f"    ratio: {spread(c.ratios, '.2f')}  {c.verdict}", flush=True)
 
 

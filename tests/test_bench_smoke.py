@@ -1,5 +1,6 @@
 """The benchmarks still run (figures are not checked: speed is `make bench`'s job)."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,3 +23,14 @@ def test_bench_quick_run_prints_its_table(script, expected):
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "bars:" in result.stdout and expected in result.stdout, result.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_redis_bench_quick_run_prints_its_table_or_says_redis_is_missing():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "redis_bench.py"), "--quick", "--rounds", "1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    if shutil.which("redis-server") is None:
+        assert "redis-server is not installed" in result.stdout
+    else:
+        assert "bars:" in result.stdout and "read backlog vs XREAD COUNT 100" in result.stdout, result.stdout[-2000:]
