@@ -10,6 +10,10 @@ their status, HTTP errors (404, 405, 413, 415 ...) with theirs, and an
 unexpected exception as a 500 whose detail carries an error id that is
 also logged with the traceback, which never leaves the server. Every
 response carries the request's `X-Flow-Id`, generated when it has none.
+
+Each request gets one access log line (`api/access_log.py`), and
+`GET /metrics` serves the app's Prometheus metrics (`api/metrics.py`),
+which the broker feeds as its observer.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from broker.broker import Broker
 from broker.errors import BrokerError
 
-from . import event_types, events, partitions, subscription_streams, subscriptions
+from . import event_types, events, metrics, openapi, partitions, subscription_streams, subscriptions
 from .access import authenticate_requests
+from .access_log import log_requests
 from .auth import AUTHENTICATION_OFF, Authenticator, Unauthenticated
 from .problems import broker_problem, problem, unauthenticated_problem
 from .wire import FLOW_ID, flow_id, json_response, refuse_encoding_without_post
@@ -47,8 +52,12 @@ def create_app(broker: Broker, *, request_bytes_max: int = 16 * 1024 * 1024,
         state = await broker.readiness()
         return json_response(state, 200 if state["status"] == "ready" else 503)
     app.add_url_rule("/ready", view_func=ready, methods=["GET"])
+    app_metrics = metrics.Metrics()
+    metrics.register(app, broker, app_metrics)
+    app.asgi_app = log_requests(app.asgi_app, app_metrics.responded)  # type: ignore[method-assign]
     for module in (event_types, events, partitions, subscriptions, subscription_streams):
         module.register(app, broker)
+    openapi.register(app)
     app.before_request(refuse_encoding_without_post)
     app.after_request(_add_flow_id)
     app.register_error_handler(Unauthenticated, _unauthenticated)

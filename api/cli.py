@@ -6,10 +6,15 @@ TLS when a certificate and key are configured (checked before anything
 starts), authenticating callers as [auth] says. Once it accepts
 connections it prints its URL (https with TLS) as one line on stdout and,
 when asked, writes it to a ready file, so tests and tools can find a
-server started on port 0.
+server started on port 0. With `--seed FILE` it first creates the event
+types and subscriptions the file lists that are missing (`broker.seed`).
+
+The client verbs (event-types, publish, tail, subscriptions, lag) and the
+offline `fsck` live in the `cli_*` modules and are registered on `main`
+here; docs/cli.md is their reference.
 
 Exit status: 0 after a clean shutdown; 2 when the server cannot start (bad
-configuration, data directory in use, address unavailable), with one line
+configuration or seed, data directory in use, address unavailable), with one line
 on stderr saying why. No secret of the configuration is ever printed or
 logged.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import gc
+import json
 import logging
 import os
 import signal
@@ -27,6 +33,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import click
 import trio
@@ -36,10 +43,17 @@ from hypercorn.trio import serve as hypercorn_serve
 from broker.broker import Broker, BrokerConfig
 from broker.config import fault_hooks
 from broker.errors import BrokerError
+from broker.seed import apply_seed
 
 from .app import create_app, shield_last_send
 from .auth import authenticator
+from .cli_event_types import event_types
+from .cli_fsck import fsck
+from .cli_publish import publish
+from .cli_subscriptions import lag, subscriptions
+from .cli_tail import tail
 from .config import Config, ConfigError, ServerConfig, default_config_file, load_config
+from .logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +68,20 @@ class StartupError(Exception):
     """The server cannot start; the message says why, in one line."""
 
 
+class Seed(NamedTuple):
+    """The parsed `--seed` file and where it came from."""
+
+    path: Path
+    document: object
+
+
 @click.group()
 def main() -> None:
     """nakadi: an event bus serving the Nakadi REST API."""
+
+
+for _command in (event_types, publish, tail, subscriptions, lag, fsck):
+    main.add_command(_command)
 
 
 @main.command()
@@ -67,17 +92,20 @@ def main() -> None:
 @click.option("--data-dir", help="Directory of the data, created if missing  [overrides server.data_dir]")
 @click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the bound URL to this file once the server accepts connections")
+@click.option("--seed", "seed_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON file of event types and subscriptions to create at start if missing (docs/cli.md)")
 def serve(config_file: Path | None, host: str | None, port: int | None, data_dir: str | None,
-          ready_file: Path | None) -> None:
+          ready_file: Path | None, seed_file: Path | None) -> None:
     """Serve the Nakadi API until SIGINT or SIGTERM."""
     flags = {"host": host, "port": port, "data_dir": data_dir}
     try:
         config = load_config(config_file or default_config_file(Path.cwd()), os.environ,
                              {"server": {key: value for key, value in flags.items() if value is not None}})
         _check_tls(config.server)
+        seed = _read_seed(seed_file)
         _configure_logging()
         with _locked_data_dir(Path(config.server.data_dir)):
-            _run(config, ready_file)
+            _run(config, ready_file, seed)
     except (ConfigError, StartupError) as error:
         click.echo(f"nakadi: {error}", err=True)
         sys.exit(EXIT_CANNOT_START)
@@ -106,8 +134,22 @@ def _check_tls(server: ServerConfig) -> None:
                            f"{server.tls_key_file}: {error.reason or 'not a PEM certificate and key'}") from None
 
 
+def _read_seed(seed_file: Path | None) -> Seed | None:
+    if seed_file is None:
+        return None
+    try:
+        return Seed(seed_file, json.loads(seed_file.read_bytes()))
+    except OSError as error:
+        raise StartupError(f"cannot read seed file {seed_file}: {error.strerror}") from None
+    except ValueError as error:
+        raise StartupError(f"seed file {seed_file} is not JSON: {error}") from None
+
+
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """JSON lines on stderr, or the readable format when it is a terminal
+    (`api/logs.py`); Hypercorn's own access log stays off (ours is
+    `nakadi.access`)."""
+    configure_logging()
     # Hypercorn announces its address at INFO; our start line says it once.
     logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
 
@@ -134,7 +176,7 @@ def _locked_data_dir(data_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _run(config: Config, ready_file: Path | None) -> None:
+def _run(config: Config, ready_file: Path | None, seed: Seed | None = None) -> None:
     """Open the data directory (recovery runs here), then serve until a stop
     signal; a start-up failure comes out as the one `StartupError`."""
     try:
@@ -143,7 +185,7 @@ def _run(config: Config, ready_file: Path | None) -> None:
         raise StartupError(error.detail) from error
     _tune_interpreter()
     try:
-        trio.run(_serve, config, broker, ready_file)
+        trio.run(_serve, config, broker, ready_file, seed)
     except BaseExceptionGroup as group:
         failure = _sole_exception(group)
         if isinstance(failure, StartupError):
@@ -186,7 +228,9 @@ def _tune_interpreter() -> None:
     sys.setswitchinterval(0.0005)
 
 
-async def _serve(config: Config, broker: Broker, ready_file: Path | None) -> None:
+async def _serve(config: Config, broker: Broker, ready_file: Path | None, seed: Seed | None) -> None:
+    if seed is not None:
+        await _apply_seed(broker, seed)
     hypercorn_config = _hypercorn_config(config.server)
     app = shield_last_send(create_app(broker, request_bytes_max=config.server.request_bytes_max,
                                       authenticator=authenticator(config.auth)))
@@ -204,6 +248,15 @@ async def _serve(config: Config, broker: Broker, ready_file: Path | None) -> Non
             nursery.start_soon(broker.run_retention)
             _announce(urls[0], config, ready_file)
     log.info("stopped")
+
+
+async def _apply_seed(broker: Broker, seed: Seed) -> None:
+    try:
+        done = await apply_seed(broker, seed.document)
+    except BrokerError as error:
+        raise StartupError(f"seed file {seed.path}: {error.detail}") from error
+    for line in done:
+        log.info("seed: %s", line)
 
 
 def _hypercorn_config(server: ServerConfig) -> HypercornConfig:

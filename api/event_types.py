@@ -14,6 +14,7 @@ from .wire import empty_response, json_response, read_json_body
 
 PARTITION_STRATEGIES = ["hash", "user_defined", "random"]
 ENRICHMENT_STRATEGIES = ["metadata_enrichment"]
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
 
 def register(app: QuartTrio, broker: Broker) -> None:
@@ -85,13 +86,19 @@ async def json_body(limit: int) -> object:
 
 
 def int_arg(name: str, default: int) -> int:
+    """A query parameter bound as Nakadi's Spring binds an `int`: 400 when
+    it is not one, or lies outside 32 bits (which no store below can take
+    for granted)."""
     text = request.args.get(name)
     if text is None or text == "":
         return default
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise BadRequest(f"'{name}' must be an integer, not {text!r}") from None
+    if not INT_MIN <= value <= INT_MAX:
+        raise BadRequest(f"'{name}' must be a 32-bit integer, not {text!r}")
+    return value
 
 
 def page_links(path: str, limit: int, offset: int, total: int) -> dict:

@@ -45,7 +45,7 @@ def register(app: QuartTrio, broker: Broker) -> None:
             batch_flush_timeout=args.get("batch_flush_timeout"), stream_timeout=args.get("stream_timeout"),
             stream_keep_alive_limit=args.get("stream_keep_alive_limit"))
         lines = broker.open_stream(name, request.headers.get("X-Nakadi-Cursors"), params, args.get("filters"),
-                                   subject=subject())
+                                   subject=subject(), flow_id=flow_id())
         response = Response(_ended_cleanly(lines, name), content_type=STREAM_TYPE,
                             headers={"Warning": DEPRECATION})
         response.timeout = None

@@ -14,7 +14,7 @@ from broker.errors import BrokerError, InvalidRequestError
 from .access import subject
 from .event_types import json_body
 from .subscriptions import bool_arg
-from .wire import empty_response, json_response
+from .wire import empty_response, flow_id, json_response
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def register(app: QuartTrio, broker: Broker) -> None:
     async def stream_get(subscription_id: str) -> Response:
         values = {name: request.args.get(name) for name in _STREAM_PARAMS}
         return _streaming(subscription_id, *await broker.open_subscription_stream(subscription_id, values,
-                                                                                 subject=subject()))
+                                                                                 subject=subject(), flow_id=flow_id()))
 
     async def stream_post(subscription_id: str) -> Response:
         body = await json_body(limit)
@@ -38,7 +38,7 @@ def register(app: QuartTrio, broker: Broker) -> None:
             raise InvalidRequestError("the body must be a JSON object")
         values = {name: body.get(name) for name in _STREAM_PARAMS}
         return _streaming(subscription_id, *await broker.open_subscription_stream(
-            subscription_id, values, body.get("partitions"), subject=subject()))
+            subscription_id, values, body.get("partitions"), subject=subject(), flow_id=flow_id()))
 
     async def cursors_get(subscription_id: str) -> Response:
         return json_response({"items": await broker.subscription_cursors(subscription_id, subject=subject())})

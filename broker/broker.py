@@ -14,6 +14,7 @@ import datetime
 import logging
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from .event_stream import event_stream
 from .event_types import EventTypeLimits
 from .filters import parse_filters
 from .metastore import Metastore
+from .observer import Observer, Stream, StreamEnd, TimedSyncIO
 from .partition_logs import PartitionLogs
 from .publishing import Item, PublishOutcome, eid_of, publish
 from .registry import Registry
@@ -41,6 +43,7 @@ from .subscription_streams import SubscriptionStreams
 from .subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
+stream_log = logging.getLogger("nakadi.streams")
 
 METADATA_FILE = "metadata.db"
 
@@ -67,6 +70,7 @@ class Broker:
         self.subscriptions = subscriptions
         self._streams = SubscriptionStreams(metastore, logs, lambda name: registry.runtime(name).partition_count)
         subscriptions.status_of = self._streams.status
+        self.observer = Observer()
 
     @classmethod
     def open(cls, config: BrokerConfig) -> Broker:
@@ -76,7 +80,8 @@ class Broker:
         os.makedirs(config.data_dir, exist_ok=True)
         metastore = Metastore(os.path.join(config.data_dir, METADATA_FILE))
         registry = Registry(metastore, config.limits)
-        logs = PartitionLogs(config.data_dir, config.storage.log, config.storage.recover, config.io)
+        logs = PartitionLogs(config.data_dir, config.storage.log, config.storage.recover,
+                             TimedSyncIO(config.io or FileIO()))
         try:
             logs.open_all({name: registry.runtime(name).partition_count for name in registry.names()})
         except StorageError as e:
@@ -108,6 +113,22 @@ class Broker:
             metadata = {"available": False, "writable": False, "detail": str(e)}
         ready = storage["writable"] and metadata["available"] and metadata["writable"]
         return {"status": "ready" if ready else "not ready", "storage": storage, "metadata": metadata}
+
+    def observe(self, observer: Observer) -> None:
+        """Report to `observer` from now on (one observer at a time)."""
+        self.observer = observer
+        if isinstance(self._logs.io, TimedSyncIO):
+            self._logs.io.synced = observer.synced
+
+    def storage_bytes(self) -> dict[str, int]:
+        """The bytes the partition logs of each event type take on disk."""
+        return {name: self._logs.size_bytes(name) for name in self._registry.names() if self._logs.has(name)}
+
+    async def committed_lags(self) -> list[tuple[str, str, str, int]]:
+        """(subscription id, event type, partition, unconsumed events after
+        the committed cursor) of every partition of every subscription that
+        has cursors (that streamed, committed or was reset at least once)."""
+        return await self._streams.committed_lags()
 
     def end_streams(self) -> None:
         """Make every open stream end now, as at shutdown; no new stream starts."""
@@ -190,13 +211,23 @@ class Broker:
 
     async def publish(self, name: str, body: bytes, *, flow_id: str,
                       subject: Subject = UNAUTHENTICATED) -> PublishOutcome:
+        started = time.perf_counter()
         runtime = self._registry.runtime(name)
         authorization.check_event_type(subject, name, runtime.event_type.authorization, "writers")
+        stored = [0, 0]  # events, bytes
 
         async def append(groups: dict[str, list[bytes]]) -> dict[str, BrokerError]:
             failures = await self._logs.append(name, {int(partition): group for partition, group in groups.items()})
+            for partition, group in groups.items():
+                if int(partition) not in failures:
+                    stored[0] += len(group)
+                    stored[1] += sum(map(len, group))
             return {str(partition): failure for partition, failure in failures.items()}
-        return await publish(runtime, body, append, flow_id=flow_id, published_by=subject.value, now_ms=_now_ms())
+        try:
+            return await publish(runtime, body, append, flow_id=flow_id, published_by=subject.value,
+                                 now_ms=_now_ms())
+        finally:  # after the checks above, so an unknown name never becomes a label
+            self.observer.published(name, stored[0], stored[1], time.perf_counter() - started)
 
     def publish_deletions(self, name: str, body: bytes, *, subject: Subject = UNAUTHENTICATED) -> PublishOutcome:
         """`deleted-events`: allowed for compacted event types only, and this
@@ -263,8 +294,8 @@ class Broker:
     # -- subscription streams and cursors ----------------------------------
 
     async def open_subscription_stream(self, subscription_id: str, values: dict[str, object],
-                                       partitions: object = None, *, subject: Subject = UNAUTHENTICATED
-                                       ) -> tuple[str, AsyncIterator[bytes]]:
+                                       partitions: object = None, *, subject: Subject = UNAUTHENTICATED,
+                                       flow_id: str = "") -> tuple[str, AsyncIterator[bytes]]:
         """Check access, the parameters and take a slot (400/403/404/409/422);
         the stream id and its lines, which end once access is lost."""
         def check() -> None:
@@ -274,8 +305,11 @@ class Broker:
         check()
         if self._logs.streams_ended:
             raise UnavailableError("the server is shutting down")
-        stream_id, lines = await self._streams.open_stream(self.subscriptions.get(subscription_id), values, partitions)
-        return stream_id, _while_allowed(lines, check)
+        stream = Stream("subscription", subscription_id, "", flow_id, self.observer)
+        stream_id, lines = await self._streams.open_stream(self.subscriptions.get(subscription_id), values,
+                                                           partitions, stream)
+        stream.stream_id = stream_id
+        return stream_id, self._watched(lines, check, stream)
 
     async def commit_cursors(self, subscription_id: str, stream_id: str | None, body: object, *,
                              subject: Subject = UNAUTHENTICATED) -> list[dict] | None:
@@ -295,7 +329,8 @@ class Broker:
     # -- low-level streams -------------------------------------------------
 
     def open_stream(self, name: str, cursors_header: str | None, params: StreamParams,
-                    filters_param: str | None = None, *, subject: Subject = UNAUTHENTICATED) -> AsyncIterator[bytes]:
+                    filters_param: str | None = None, *, subject: Subject = UNAUTHENTICATED,
+                    flow_id: str = "") -> AsyncIterator[bytes]:
         """Check access (403), the start cursors (400/404/412) and the filters
         (the JSON text of a `filters` list, 422), and return the stream's
         lines, which end once read access is lost."""
@@ -304,8 +339,36 @@ class Broker:
             raise UnavailableError("the server is shutting down")
         event_filter = None if filters_param is None else parse_filters(_filters_json(filters_param))
         starts = cursors.stream_start(name, self._logs.all_bounds(name), cursors_header)
-        lines = event_stream(self._logs, name, starts, params, event_filter)
-        return _while_allowed(lines, lambda: self._check_event_type(subject, name, "readers"))
+        stream = Stream("event-type", name, str(uuid.uuid4()), flow_id, self.observer)
+        lines = event_stream(self._logs, name, starts, params, event_filter, stream)
+        return self._watched(lines, lambda: self._check_event_type(subject, name, "readers"), stream)
+
+    async def _watched(self, lines: AsyncIterator[bytes], check: Callable[[], None],
+                       stream: Stream) -> AsyncIterator[bytes]:
+        """`lines` until `check` refuses (or the resource is gone): access is
+        checked again before every batch and keep-alive. The stream's start
+        and end, with why it ended, are logged and reported."""
+        stream.observer.stream_opened(stream)
+        _log_stream(stream, "opened")
+        end, detail = StreamEnd.CLIENT_GONE, None  # unless it ends otherwise
+        try:
+            async with contextlib.aclosing(lines):  # type: ignore[type-var]
+                async for chunk in lines:
+                    try:
+                        check()
+                    except (ForbiddenError, NotFoundError) as e:
+                        end, detail = StreamEnd.ACCESS_LOST, e.detail
+                        return
+                    yield chunk
+            end = stream.end or (StreamEnd.SHUTDOWN if self._logs.streams_ended else StreamEnd.CLOSED)
+        except BrokerError as e:
+            end, detail = StreamEnd.ERROR, e.detail
+            raise
+        finally:
+            if end is StreamEnd.CLIENT_GONE and self._logs.streams_ended:
+                end = StreamEnd.SHUTDOWN
+            stream.observer.stream_closed(stream, end)
+            _log_stream(stream, "closed", end, detail)
 
     # -- authorization -----------------------------------------------------
 
@@ -320,17 +383,17 @@ class Broker:
         return subscription
 
 
-async def _while_allowed(lines: AsyncIterator[bytes], check: Callable[[], None]) -> AsyncIterator[bytes]:
-    """`lines` until `check` refuses (or the resource is gone): access is
-    checked again before every batch and keep-alive."""
-    async with contextlib.aclosing(lines):  # type: ignore[type-var]
-        async for chunk in lines:
-            try:
-                check()
-            except (ForbiddenError, NotFoundError) as e:
-                log.info("stream ended: %s", e.detail)
-                return
-            yield chunk
+def _log_stream(stream: Stream, what: str, end: StreamEnd | None = None, detail: str | None = None) -> None:
+    """One line for a stream's start or end, its facts as fields."""
+    fields: dict[str, object] = {"stream_kind": stream.kind, "stream_of": stream.name,
+                                 "stream_id": stream.stream_id, "flow_id": stream.flow_id}
+    if end is not None:
+        fields.update(reason=end.value, events=stream.events)
+    if detail is not None:
+        fields["detail"] = detail
+    reason = f": {end.value}" if end is not None else ""
+    stream_log.info("%s stream %s of %s %s%s", stream.kind, stream.stream_id, stream.name, what, reason,
+                    extra=fields)
 
 
 def _filters_json(text: str) -> object:

@@ -16,21 +16,26 @@ from collections.abc import AsyncIterator
 
 import trio
 
-from .batching import Batcher, batch_lines
+from .batching import Batcher, EndReason, batch_lines
 from .filters import Filter
+from .observer import Stream, StreamEnd
 from .partition_logs import PartitionLogs
 from .stream_params import StreamParams
 
 READ_RECORDS_MAX = 1000
 READ_BYTES_MAX = 1024 * 1024
+_ENDS = {EndReason.STREAM_LIMIT: StreamEnd.STREAM_LIMIT, EndReason.STREAM_TIMEOUT: StreamEnd.STREAM_TIMEOUT,
+         EndReason.KEEP_ALIVE_LIMIT: StreamEnd.KEEP_ALIVE_LIMIT}
 
 
 async def event_stream(logs: PartitionLogs, name: str, starts: dict[int, int],
-                       params: StreamParams, event_filter: Filter | None = None) -> AsyncIterator[bytes]:
+                       params: StreamParams, event_filter: Filter | None = None,
+                       stream: Stream | None = None) -> AsyncIterator[bytes]:
     """Lines of Nakadi's stream of `name` from the cursors `starts`
     ({partition: last consumed offset}) until an end-of-stream rule holds;
     with `event_filter`, only the events it matches (the cursors still
-    move past the others)."""
+    move past the others). `stream` learns the events sent and why the
+    stream ended."""
     batcher = Batcher({str(p): cursor for p, cursor in starts.items()}, trio.current_time(),
                       batch_limit=params.batch_limit, batch_flush_timeout_s=params.batch_flush_timeout_s,
                       stream_timeout_s=params.stream_timeout_s, stream_limit=params.stream_limit,
@@ -46,12 +51,25 @@ async def event_stream(logs: PartitionLogs, name: str, starts: dict[int, int],
             unread -= read
         batches = batcher.tick(trio.current_time())
         if batches:
+            if stream is not None:
+                stream.sent(name, sum(len(batch.events) for batch in batches))
             yield batch_lines(batches)
-        if batcher.end_reason is not None or not logs.has(name) or logs.streams_ended:
+        end = _end(batcher, logs, name)
+        if end is not None:
+            if stream is not None:
+                stream.end = end
             return
         if not read:
             with trio.move_on_after(batcher.next_wakeup(trio.current_time())):
                 await appended.wait()
+
+
+def _end(batcher: Batcher, logs: PartitionLogs, name: str) -> StreamEnd | None:
+    if batcher.end_reason is not None:
+        return _ENDS[batcher.end_reason]
+    if not logs.has(name):
+        return StreamEnd.DELETED
+    return StreamEnd.SHUTDOWN if logs.streams_ended else None
 
 
 async def _read_available(logs: PartitionLogs, name: str, batcher: Batcher, next_offsets: dict[int, int],

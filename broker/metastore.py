@@ -273,6 +273,12 @@ class Metastore:
             rows = self._db.execute("SELECT definition FROM subscriptions ORDER BY created_at, rowid").fetchall()
         return [row[0] for row in rows]
 
+    def subscription_ids(self) -> list[str]:
+        """Every subscription's id, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM subscriptions ORDER BY created_at, rowid").fetchall()
+        return [row[0] for row in rows]
+
     def subscriptions_of(self, event_type: str) -> list[str]:
         """Ids of the subscriptions that read `event_type`."""
         with self._lock:

@@ -150,6 +150,10 @@ class PartitionLogs:
     def all_bounds(self, name: str) -> list[tuple[int, int]]:
         return [(log.start_offset, log.end_offset) for log in self._logs[name]]
 
+    def size_bytes(self, name: str) -> int:
+        """The bytes the segments of every partition of `name` take."""
+        return sum(log.statistics().size_bytes for log in self._logs.get(name, []))
+
     # -- appending and reading -----------------------------------------------
 
     async def append(self, name: str, groups: Mapping[int, Sequence[bytes]]) -> dict[int, BrokerError]:

@@ -41,6 +41,7 @@ import trio
 
 from .batching import BUFFERED_BYTES_MAX_DEFAULT
 from .cursors import format_offset
+from .observer import Observer, Stream, StreamEnd
 from .partition_logs import PartitionLogs
 from .rebalance import PartitionKey
 from .subscription_coordinator import Coordinator, Session
@@ -69,11 +70,13 @@ class _Partition:
 
 
 async def subscription_stream(coordinator: Coordinator, session: Session, logs: PartitionLogs,
-                              indexes: dict[PartitionKey, int]) -> AsyncIterator[bytes]:
+                              indexes: dict[PartitionKey, int], stream: Stream | None = None
+                              ) -> AsyncIterator[bytes]:
     """The lines of `session`'s stream until an end rule holds; the session
-    is ended (closing) when the generator finishes, however it finishes."""
+    is ended (closing) when the generator finishes, however it finishes.
+    `stream` learns the events sent and why the stream ended."""
     session.streaming = True
-    shell = _Shell(coordinator, session, logs, indexes)
+    shell = _Shell(coordinator, session, logs, indexes, stream or Stream("subscription", "", "", "", Observer()))
     try:
         async for chunk in shell.run():
             yield chunk
@@ -83,7 +86,8 @@ async def subscription_stream(coordinator: Coordinator, session: Session, logs: 
 
 class _Shell:
     def __init__(self, coordinator: Coordinator, session: Session, logs: PartitionLogs,
-                 indexes: dict[PartitionKey, int]) -> None:
+                 indexes: dict[PartitionKey, int], stream: Stream) -> None:
+        self.stream = stream
         self.coordinator = coordinator
         self.session = session
         self.params = session.params
@@ -100,11 +104,13 @@ class _Shell:
             now = trio.current_time()
             coordinator.expire(now)
             if session.close_message is not None:
+                self.stream.end = StreamEnd.CLOSED
                 line = self._debug(session.close_message)
                 if line:
                     yield line
                 return
             if self.logs.streams_ended or session.ended:
+                self.stream.end = StreamEnd.SHUTDOWN if self.logs.streams_ended else StreamEnd.CLOSED
                 return
             wake = session.wake
             self._follow_assignment(now)
@@ -113,12 +119,14 @@ class _Shell:
             now = trio.current_time()
             timed_out = stream_deadline <= now
             lines = self._batches(now, flush_all=timed_out)
-            end_message = self._end_message(now, timed_out)
-            if end_message is not None:
-                lines.append(self._debug(end_message))
+            ending = self._ending(now, timed_out)
+            if ending is not None:
+                lines.append(self._debug(ending[0]))
             if lines:
                 yield b"".join(lines)
-            if end_message is not None or self._keep_alive_limit_reached() or self._idle_too_long(now):
+            end = ending[1] if ending is not None else self._quiet_end(now)
+            if end is not None:
+                self.stream.end = end
                 return
             if not read or not self._budget():
                 await _wait_any([wake, *appended], self._next_wakeup(now))
@@ -230,6 +238,7 @@ class _Shell:
             part.keep_alives = 0
         else:
             part.keep_alives += 1
+        self.stream.sent(part.key.event_type, len(events))
         if events or cursor > coordinator.position(session, part.key):
             # A keep-alive moves the cursor past events filtered out.
             coordinator.record_sent(session, part.key, cursor, len(events), now)
@@ -248,15 +257,22 @@ class _Shell:
 
     # -- ending ------------------------------------------------------------
 
-    def _end_message(self, now: float, timed_out: bool) -> str | None:
+    def _ending(self, now: float, timed_out: bool) -> tuple[str, StreamEnd] | None:
+        """The debug message of an end rule that holds, and the end it is."""
         params, session = self.params, self.session
         if params.stream_limit and session.events_committed >= params.stream_limit:
-            return f"Stream limit in events reached: {params.stream_limit}"
+            return f"Stream limit in events reached: {params.stream_limit}", StreamEnd.STREAM_LIMIT
         if self.coordinator.uncommitted(session) and session.last_commit_at + params.commit_timeout_s <= now:
-            return "Commit timeout reached"
+            return "Commit timeout reached", StreamEnd.COMMIT_TIMEOUT
         if timed_out:
-            return "Stream timeout reached"
+            return "Stream timeout reached", StreamEnd.STREAM_TIMEOUT
         return None
+
+    def _quiet_end(self, now: float) -> StreamEnd | None:
+        """Why the stream ends without a debug batch after this pass, if it does."""
+        if self._keep_alive_limit_reached():
+            return StreamEnd.KEEP_ALIVE_LIMIT
+        return StreamEnd.IDLE if self._idle_too_long(now) else None
 
     def _keep_alive_limit_reached(self) -> bool:
         limit = self.params.stream_keep_alive_limit

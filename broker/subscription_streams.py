@@ -28,6 +28,7 @@ from .cursors import BEGIN, InvalidCursor, format_offset, parse_offset
 from .errors import ConflictError, InvalidRequestError, UnprocessableError
 from .filters import parse_filters
 from .metastore import Metastore
+from .observer import Stream
 from .partition_logs import PartitionLogs
 from .rebalance import PartitionKey, State
 from .subscription_coordinator import Coordinator
@@ -63,15 +64,17 @@ class SubscriptionStreams:
     # -- streams -----------------------------------------------------------
 
     async def open_stream(self, subscription: SubscriptionView, values: dict[str, object],
-                          partitions: object = None) -> tuple[str, AsyncIterator[bytes]]:
+                          partitions: object = None, stream: Stream | None = None
+                          ) -> tuple[str, AsyncIterator[bytes]]:
         """Check the parameters (400/422) and the direct `partitions` (a
-        POST body's list; 422), take a slot (409); the stream id and lines."""
+        POST body's list; 422), take a slot (409); the stream id and lines
+        (`stream` learns the events sent and why it ended)."""
         params = parse_subscription_stream_params(values, self._rng)
         keys = self._direct_partitions(subscription, partitions)
         coordinator = await self._coordinator(subscription, initialize=True)
         session = coordinator.open_session(keys, params, trio.current_time())
-        stream = subscription_stream(coordinator, session, self._logs, self._indexes(subscription))
-        return session.stream_id, stream
+        lines = subscription_stream(coordinator, session, self._logs, self._indexes(subscription), stream)
+        return session.stream_id, lines
 
     def _direct_partitions(self, subscription: SubscriptionView, partitions: object) -> list[PartitionKey]:
         if partitions is None:
@@ -242,6 +245,21 @@ class SubscriptionStreams:
         if assignment and state is not State.UNASSIGNED:
             view["assignment_type"] = "direct" if assignment.direct else "auto"
         return view
+
+    async def committed_lags(self) -> list[tuple[str, str, str, int]]:
+        """(subscription id, event type, partition, lag) of each committed
+        cursor in the metastore, whose cursors are written before a commit
+        is answered; partitions of deleted event types are left out."""
+        def read() -> list[tuple[str, dict[tuple[str, int], int]]]:
+            ids = self._metastore.subscription_ids()
+            return [(i, cursors_of) for i in ids if (cursors_of := self._metastore.subscription_cursors(i))]
+        lags = []
+        for subscription_id, committed in await trio.to_thread.run_sync(read):
+            for (event_type, index), offset in sorted(committed.items()):
+                if self._logs.has(event_type) and index < len(self._logs.all_bounds(event_type)):
+                    start, end = self._logs.bounds(event_type, index)
+                    lags.append((subscription_id, event_type, str(index), max(0, cursors.lag(offset, start, end))))
+        return lags
 
     def status(self, subscription: SubscriptionView) -> list[dict]:
         """`show_status` of a subscription: each partition's state and stream."""

@@ -4,6 +4,10 @@ Synchronous, standard library plus msgpack and crc32c only; it knows
 nothing of events, HTTP or trio. `docs/storage.md` describes the format.
 """
 
+from .check import PartitionCheck as PartitionCheck
+from .check import Problem as Problem
+from .check import SegmentCheck as SegmentCheck
+from .check import check_partition as check_partition
 from .errors import BatchTooLargeError as BatchTooLargeError
 from .errors import CorruptLogError as CorruptLogError
 from .errors import DiskFullError as DiskFullError
@@ -28,7 +32,7 @@ from .record import Run as Run
 
 __all__ = [
     "CRASH_POINTS", "Appended", "BatchTooLargeError", "CorruptLogError", "DiskFullError", "Durability", "FaultIO",
-    "FileIO", "parse_fault",
+    "FileIO", "parse_fault", "PartitionCheck", "Problem", "SegmentCheck", "check_partition",
     "LogClosedError", "LogConfig", "LogFailedError", "LogStatistics", "OffsetOutOfRangeError",
     "PartitionLog", "Record", "Run", "RecoveryEvent", "RecoveryReport", "StorageError", "WriteFailedError",
 ]

@@ -63,6 +63,17 @@ async def test_event_types_update_bumps_schema_version_and_lists_versions(client
     assert (await client.get("/event-types/order.created/schemas?limit=0")).status_code == 400
 
 
+async def test_event_types_page_parameters_beyond_32_bits_are_400(client):
+    """Found by the schemathesis run: an offset past SQLite's 64 bits was a 500."""
+    assert (await client.post("/event-types", json=business_type())).status_code == 201
+    for query in ("offset=99999999999999999999", "offset=2147483648", "limit=-2147483649"):
+        response = await client.get(f"/event-types/order.created/schemas?{query}")
+        assert response.status_code == 400, query
+    for query in ("offset=99999999999999999999", "limit=2147483648"):
+        assert (await client.get(f"/subscriptions?{query}")).status_code == 400, query
+    assert (await client.get("/event-types/order.created/schemas?offset=2147483647")).status_code == 200
+
+
 async def test_event_types_put_with_another_name_is_422(client):
     await create(client, business_type())
     response = await client.put("/event-types/order.created", json=business_type(name="other"))

@@ -109,6 +109,8 @@ def authenticated(status: int, path: str, body: object = None) -> Call:
 ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/health"): public("/health"),
     ("GET", "/ready"): public("/ready"),
+    ("GET", "/openapi.json"): authenticated(200, "/openapi.json"),
+    ("GET", "/metrics"): authenticated(200, "/metrics"),
     ("GET", "/event-types"): authenticated(200, "/event-types"),
     ("POST", "/event-types"): authenticated(201, "/event-types", lambda column: business_type(f"new.{column}")),
     ("GET", "/event-types/<name>"): authenticated(200, "/event-types/{et}"),
