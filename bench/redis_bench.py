@@ -66,37 +66,13 @@ from stream_bench import QUICK as STREAM_QUICK
 from stream_bench import StreamSample, print_stream, publish_backlog, stream_run
 
 START_SECONDS = 20
-STOP_SECONDS = 10
 STREAM_KEY = b"orders"
 READ_COUNT = 100
 RECEIVE_BYTES = 1024 * 1024
 PUBLISH_EVENT_TYPE = "bench.orders.p1"
 
 
-@dataclasses.dataclass
-class Redis:
-    """A redis-server process and its address (the `Server` shape, for printing)."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    host: str
-    port: int
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.host, self.port
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_SECONDS)
-
-
-def start_redis(workdir: Path, fsync: str, cpus: Cpus) -> Redis:
+def start_redis(workdir: Path, fsync: str, cpus: Cpus) -> Server:
     """redis-server on a free port of 127.0.0.1 with AOF and `appendfsync fsync`."""
     executable = shutil.which("redis-server")
     assert executable is not None
@@ -110,7 +86,7 @@ def start_redis(workdir: Path, fsync: str, cpus: Cpus) -> Redis:
                "--logfile", str(directory / "redis.log")]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                preexec_fn=_pinned(cpus.server))
-    redis = Redis(f"redis {fsync}", process, "127.0.0.1", port)
+    redis = Server(f"redis {fsync}", process, f"redis://127.0.0.1:{port}", directory / "redis.log")
     deadline = time.monotonic() + START_SECONDS
     while not _answers_ping(redis):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -120,7 +96,7 @@ def start_redis(workdir: Path, fsync: str, cpus: Cpus) -> Redis:
     return redis
 
 
-def _answers_ping(redis: Redis) -> bool:
+def _answers_ping(redis: Server) -> bool:
     try:
         with socket.create_connection(redis.address, timeout=1) as sock:
             sock.sendall(b"*1\r\n$4\r\nPING\r\n")
@@ -129,25 +105,28 @@ def _answers_ping(redis: Redis) -> bool:
         return False
 
 
-def redis_publish_run(redis: Redis, bodies: Path, batch: int, cpus: Cpus, limits: Any) -> PublishSample:
-    spec = {"mode": "publish", "host": redis.host, "port": redis.port, "bodies_file": str(bodies),
+def redis_publish_run(redis: Server, bodies: Path, batch: int, cpus: Cpus, limits: Any) -> PublishSample:
+    host, port = redis.address
+    spec = {"mode": "publish", "host": host, "port": port, "bodies_file": str(bodies),
             "connections": limits.connections, "warm_s": limits.warm_s, "window_s": limits.window_s,
             "requests_max": limits.requests_max}
     result = run_client(Path(__file__), spec, cpus, limits.warm_s + limits.window_s)
     return PublishSample.from_client(result, batch)
 
 
-def redis_fill(redis: Redis, root: Path, events: int, cpus: Cpus) -> None:
+def redis_fill(redis: Server, root: Path, events: int, cpus: Cpus) -> None:
     """Put `events` events into the stream (pipelines of 1000), unmeasured."""
     bodies = root / "redis-backlog.jsonl"
     write_bodies(bodies, 1000, 8)
-    spec = {"mode": "publish", "host": redis.host, "port": redis.port, "bodies_file": str(bodies),
+    host, port = redis.address
+    spec = {"mode": "publish", "host": host, "port": port, "bodies_file": str(bodies),
             "connections": 1, "warm_s": 0.0, "window_s": 900.0, "requests_max": events // 1000}
     run_client(Path(__file__), spec, cpus, 900.0)
 
 
-def redis_read_run(redis: Redis, events: int, cpus: Cpus, seconds_max: float) -> StreamSample:
-    spec = {"mode": "read", "host": redis.host, "port": redis.port, "events": events, "seconds_max": seconds_max}
+def redis_read_run(redis: Server, events: int, cpus: Cpus, seconds_max: float) -> StreamSample:
+    host, port = redis.address
+    spec = {"mode": "read", "host": host, "port": port, "events": events, "seconds_max": seconds_max}
     return StreamSample(**run_client(Path(__file__), spec, cpus, seconds_max))
 
 
@@ -161,10 +140,9 @@ def bench(root: Path, quick: bool, rounds: int | None, cpus: Cpus) -> list[Compa
     ours = start_ours(root, cpus)
     always = start_redis(root, "always", cpus)
     everysec = start_redis(root, "everysec", cpus)
-    with running(ours, always, everysec):  # type: ignore[arg-type]
+    with running(ours, always, everysec):
         create_event_type(ours, PUBLISH_EVENT_TYPE, 1)
-        print(f"servers: ours {ours.url}, redis always :{always.port}, redis everysec :{everysec.port}\n",
-              flush=True)
+        print(f"servers: ours {ours.url}, redis always {always.url}, redis everysec {everysec.url}\n", flush=True)
         for batch, bar in ((1, None), (100, 1.0)):
             bodies = root / f"bodies-{batch}.jsonl"
             write_bodies(bodies, batch, max(publish_limits.bodies, 256 // batch))
