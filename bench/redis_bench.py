@@ -233,6 +233,8 @@ def _publish(spec: dict[str, Any]) -> dict[str, Any]:
 
     trio.run(load)
     cpu_marks.append(time.process_time())
+    if not completions:
+        raise RuntimeError("no pipeline completed in the window")
     end = min(window_end, max(done for done, _ in completions))
     measured = sorted(latency for done, latency in completions if done <= end)
     seconds = end - max(window_start, start)
