@@ -20,7 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
+from click.testing import CliRunner
 
+from api.cli import main as cli_main
 from tests.api.auth_helpers import ALL_SECRETS, UNKNOWN_TOKEN, bearer, jwt_for, unverified_jwts
 from tests.api.helpers import business_event, business_type
 from tests.server import NAKADI, START_SECONDS, Server, own_environment, start_server
@@ -262,3 +264,20 @@ def test_security_no_token_appears_in_the_server_output(tmp_path):
     assert "authentication tokens" in output
     found = [secret for secret in (*presented, *ALL_SECRETS) if secret in output]
     assert found == [], "tokens found in the server's output"
+
+
+def test_security_cli_verbs_send_their_token_from_the_option_or_the_environment(tmp_path):
+    with secured(tmp_path) as server:
+        runner = CliRunner()
+        refused = runner.invoke(cli_main, ["event-types", "list", "--url", server.url],
+                                env={"NAKADI_TOKEN": None}, catch_exceptions=False)
+        assert refused.exit_code == 1 and refused.stdout == ""
+        assert refused.stderr.startswith("nakadi: 401 Unauthorized") and refused.stderr.count("\n") == 1
+        assert ADMIN_TOKEN not in refused.stderr
+        by_option = runner.invoke(cli_main, ["event-types", "list", "--url", server.url, "--token", ADMIN_TOKEN],
+                                  env={"NAKADI_TOKEN": None}, catch_exceptions=False)
+        assert by_option.exit_code == 0, by_option.stderr
+        by_environment = runner.invoke(cli_main, ["event-types", "list", "--format", "json"],
+                                       env={"NAKADI_URL": server.url, "NAKADI_TOKEN": ADMIN_TOKEN},
+                                       catch_exceptions=False)
+        assert (by_environment.exit_code, json.loads(by_environment.stdout)) == (0, [])
