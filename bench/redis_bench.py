@@ -197,7 +197,8 @@ def _publish(spec: dict[str, Any]) -> dict[str, Any]:
     batches = [orjson.loads(b) for b in Path(spec["bodies_file"]).read_bytes().split(b"\n") if b]
     pipelines = [(b"".join(_command(b"XADD", STREAM_KEY, b"*", b"event", orjson.dumps(e)) for e in batch),
                   len(batch)) for batch in batches]
-    connections, tickets = spec["connections"], spec["requests_max"]
+    connections = spec["connections"]
+    tickets = warm_tickets = spec["requests_max"]
     completions: list[tuple[float, float]] = []
     errors = 0
     start = time.perf_counter()
@@ -205,13 +206,23 @@ def _publish(spec: dict[str, Any]) -> dict[str, Any]:
     window_end = window_start + spec["window_s"]
 
     async def connection(k: int) -> None:
-        nonlocal tickets, errors
+        nonlocal tickets, warm_tickets, errors
         stream = await trio.open_tcp_stream(spec["host"], spec["port"])
         reader = Replies(stream)
         async with stream:
             i = k
-            while tickets > 0 and time.perf_counter() < window_end:
-                tickets -= 1
+            while (now := time.perf_counter()) < window_end:
+                # Warm-up and window each have `requests_max` pipelines: a
+                # fast server must not use the window's up while warming.
+                if now < window_start:
+                    if warm_tickets <= 0:
+                        await trio.sleep(window_start - now)
+                        continue
+                    warm_tickets -= 1
+                elif tickets > 0:
+                    tickets -= 1
+                else:
+                    break
                 data, count = pipelines[i % len(pipelines)]
                 sent = time.perf_counter()
                 await stream.send_all(data)
