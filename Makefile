@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/subscription_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/filter_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/redis_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/startup_bench.py $(BENCH_ARGS)
 
 reliability: $(STAMP)
 	RELIABILITY_LONG=$(if $(LONG),1,0) $(BIN)/python -m pytest tests/reliability tests/e2e/test_bad_input.py $(PYTEST_ARGS)

@@ -195,6 +195,7 @@ def own_environment() -> dict[str, str]:
 def _start(name: str, command: list[str], workdir: Path, cpus: frozenset[int] | None) -> Server:
     """Start a server that writes its URL to a ready file; wait (bounded) for it."""
     ready = workdir / f"{name}.ready"
+    ready.unlink(missing_ok=True)  # left by an earlier start in the same directory
     log_path = workdir / f"{name}.log"
     with open(log_path, "wb") as log:  # a file, never a pipe nobody drains
         process = subprocess.Popen([*command, "--ready-file", str(ready)], cwd=workdir, env=own_environment(),
@@ -209,11 +210,12 @@ def _start(name: str, command: list[str], workdir: Path, cpus: frozenset[int] | 
     return Server(name, process, ready.read_text().strip(), log_path)
 
 
-def start_ours(workdir: Path, cpus: Cpus) -> Server:
-    """`nakadi serve` on a free port with a fresh data directory, default configuration."""
+def start_ours(workdir: Path, cpus: Cpus, data_dir: Path | None = None) -> Server:
+    """`nakadi serve` on a free port, default configuration, with `data_dir`
+    (default: a `data` directory in `workdir`, fresh on first use)."""
     # The work directory holds no nakadi.toml, so the defaults apply (durability `always`).
     return _start("nakadi", [str(NAKADI), "serve", "--host", "127.0.0.1", "--port", "0",
-                             "--data-dir", str(workdir / "data")], workdir, cpus.server)
+                             "--data-dir", str(data_dir or workdir / "data")], workdir, cpus.server)
 
 
 def start_bare(workdir: Path, cpus: Cpus, *args: str) -> Server:

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
     ("stream_bench.py", "stream batch_limit=1"),
     ("subscription_bench.py", "publish -> consumer p99"),
     ("filter_bench.py", '10%: {"exact":{"currency":"CHF"}}'),
+    ("startup_bench.py", "start-up over 0.03 GiB, warm cache"),
 ])
 def test_bench_quick_run_prints_its_table(script, expected):
     result = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick", "--rounds", "1"],
