@@ -1,5 +1,5 @@
 # make run: start the broker with nakadi.toml; make test: the whole suite;
-# make bench: the benchmarks; make reliability [LONG=1]: the reliability
+# make bench: the benchmarks, their table in bench/results.md; make reliability [LONG=1]: the reliability
 # suites alone (LONG=1: their long sizes). Each creates .venv first.
 PYTHON ?= python3
 VENV := .venv
@@ -20,14 +20,16 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+BENCHES := storage publish stream subscription filter redis startup
+ROWS := .bench-results.jsonl
+
 bench: $(STAMP)
-	$(BIN)/python bench/storage_bench.py $(BENCH_ARGS)
-	$(BIN)/python bench/publish_bench.py $(BENCH_ARGS)
-	$(BIN)/python bench/stream_bench.py $(BENCH_ARGS)
-	$(BIN)/python bench/subscription_bench.py $(BENCH_ARGS)
-	$(BIN)/python bench/filter_bench.py $(BENCH_ARGS)
-	$(BIN)/python bench/redis_bench.py $(BENCH_ARGS)
-	$(BIN)/python bench/startup_bench.py $(BENCH_ARGS)
+	rm -f $(ROWS)
+	for name in $(BENCHES); do \
+	  BENCH_RESULTS=$(ROWS) $(BIN)/python bench/$${name}_bench.py $(BENCH_ARGS) || exit 1; \
+	done
+	$(BIN)/python bench/results.py $(ROWS) bench/results.md
+	rm -f $(ROWS)
 
 reliability: $(STAMP)
 	RELIABILITY_LONG=$(if $(LONG),1,0) $(BIN)/python -m pytest tests/reliability tests/e2e/test_bad_input.py $(PYTEST_ARGS)

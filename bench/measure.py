@@ -1,11 +1,17 @@
 """What every benchmark shares: alternating rounds of ours and a ceiling,
-medians with min and max, the ratio against a bar, and the machine."""
+medians with min and max, the ratio against a bar, the machine, and the
+rows of `make bench`'s results table (`record`, rendered by
+`bench/results.py` into bench/results.md)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import platform
 import statistics
+import sys
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
@@ -64,6 +70,20 @@ def bars_line(results: Sequence[Comparison]) -> str:
     failed = [c.name for c in results if c.passed is False]
     bars = sum(c.bar is not None for c in results)
     return f"bars: {bars - len(failed)} of {bars} PASS" + (f"; FAIL: {', '.join(failed)}" if failed else "")
+
+
+RESULTS_VARIABLE = "BENCH_RESULTS"
+
+
+def record(figure: str, ours: str, reference: str, ratio: str, bar: str) -> None:
+    """One row of the results table: appended, as a JSON line naming this
+    benchmark, to the file `BENCH_RESULTS` names (`make bench` sets it)."""
+    path = os.environ.get(RESULTS_VARIABLE)
+    if path:
+        row = {"bench": Path(sys.argv[0]).stem, "figure": figure, "ours": ours, "reference": reference,
+               "ratio": ratio, "bar": bar}
+        with open(path, "a") as file:
+            file.write(json.dumps(row) + "\n")
 
 
 def cpu_model() -> str:

@@ -53,7 +53,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from measure import Comparison, alternate, bars_line, cpu_model, spread
+from measure import Comparison, alternate, bars_line, cpu_model, record, spread
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -269,6 +269,8 @@ def print_table(results: Sequence[Comparison[Any]], ceiling_label: str) -> None:
         ours = spread([s.events_per_s for s in c.ours], ",.0f")
         ceiling = spread([s.events_per_s for s in c.ceiling], ",.0f")
         print(f"{c.name:<44} {ours:>32} {ceiling:>32} {spread(c.ratios, '.2f'):>17}  {c.verdict}")
+        record(c.name, f"{ours} events/s", f"{ceiling} events/s ({ceiling_label})", spread(c.ratios, ".2f"),
+               c.verdict)
     print("\n" + bars_line(results))
 
 

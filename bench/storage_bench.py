@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import crc32c
-from measure import Comparison, alternate, bars_line, cpu_model, spread
+from measure import Comparison, alternate, bars_line, cpu_model, record, spread
 
 from storage import LogConfig, PartitionLog
 
@@ -338,6 +338,7 @@ def print_table(results: Sequence[Comparison[Sample]]) -> None:
         ours = spread([s.items_per_s for s in c.ours], ",.0f")
         plain = spread([s.items_per_s for s in c.ceiling], ",.0f")
         print(f"{c.name:<58} {ours:>34} {plain:>34} {statistics.median(c.ratios):>6.2f}  {c.verdict}")
+        record(c.name, f"{ours} /s", f"{plain} /s (plain)", spread(c.ratios, ".2f"), c.verdict)
     print("\n" + bars_line(results))
 
 

@@ -54,7 +54,7 @@ from typing import Any
 
 import orjson
 import trio
-from measure import Comparison, alternate, spread
+from measure import Comparison, alternate, record, spread
 from publish_bench import DEFAULT as PUBLISH_LIMITS
 from publish_bench import (Cpus, ResponseReader, Server, create_event_type, http_request, order_event,
                            parse_args, print_machine, publish_spec, run_client, running, start_bare, start_ours,
@@ -196,14 +196,21 @@ def print_tables(throughput: list[Comparison[ConsumeSample]], ours_latency: list
     for c in throughput:
         print(f"{c.name + ', events/s':<44} {spread([s.rate for s in c.ours], ',.0f'):>30} "
               f"{spread([s.rate for s in c.ceiling], ',.0f'):>30} {spread(c.ratios, '.2f'):>17}  no bar")
+        record(c.name, f"{spread([s.rate for s in c.ours], ',.0f')} events/s",
+               f"{spread([s.rate for s in c.ceiling], ',.0f')} events/s (bare)", spread(c.ratios, ".2f"), "no bar")
     verdicts = []
     for figure, bar in (("p50_ms", 2), ("p99_ms", 3)):
         ours, bare = ([getattr(s, figure) for s in samples] for samples in (ours_latency, bare_latency))
         ratios = [o / b for o, b in zip(ours, bare, strict=True)]
         verdicts.append((f"publish -> consumer {figure[:3]}, ms", statistics.median(ratios) <= bar))
+        verdict = f"<= {bar}x {'PASS' if verdicts[-1][1] else FAIL}"
         print(f"{verdicts[-1][0]:<44} {spread(ours, '.2f'):>30} {spread(bare, '.2f'):>30} {spread(ratios, '.2f'):>17}"
-              f"  <= {bar}x {'PASS' if verdicts[-1][1] else FAIL}")
+              f"  {verdict}")
+        record(verdicts[-1][0], f"{spread(ours, '.2f')} ms", f"{spread(bare, '.2f')} ms (bare request)",
+               spread(ratios, ".2f"), verdict)
     print(f"\nmemory: {memory}")
+    record("server RSS while a consumer reads 10x slower", memory, "its own value after warm-up", "",
+           "<= 1.2x " + ("PASS" if memory_passed else FAIL))
     failed = [name for name, passed in [*verdicts, ("memory flat", memory_passed)] if not passed]
     print(f"\nbars: {3 - len(failed)} of 3 PASS" + (f"; FAIL: {', '.join(failed)}" if failed else ""))
 

@@ -1,5 +1,6 @@
 """The benchmarks still run (figures are not checked: speed is `make bench`'s job)."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -35,3 +36,18 @@ def test_redis_bench_quick_run_prints_its_table_or_says_redis_is_missing():
         assert "redis-server is not installed" in result.stdout
     else:
         assert "bars:" in result.stdout and "read backlog vs XREAD COUNT 100" in result.stdout, result.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_bench_rows_become_the_results_table(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "startup_bench.py"), "--quick"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "BENCH_RESULTS": str(rows)})
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    results = tmp_path / "results.md"
+    rendered = subprocess.run([sys.executable, str(ROOT / "bench" / "results.py"), str(rows), str(results)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert rendered.returncode == 0, rendered.stderr
+    table = results.read_text()
+    assert "| startup_bench | start-up over 0.03 GiB, warm cache |" in table and "Machine: " in table
+    assert table.rstrip().endswith("Bars: 1 of 1 pass.") and table in rendered.stdout
