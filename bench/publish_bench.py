@@ -493,6 +493,14 @@ def client_main(spec: dict[str, Any]) -> dict[str, Any]:
 
     trio.run(load)
     cpu_marks.append(time.process_time())
+    return window_summary(completions, cpu_marks, start, window_start, window_end, statuses)
+
+
+def window_summary(completions: list[tuple[float, float]], cpu_marks: list[float], start: float,
+                   window_start: float, window_end: float, statuses: dict[str, int]) -> dict[str, Any]:
+    """A load client's result: what completed in the window, as (time done,
+    latency) pairs, with the client's CPU marks from the window's first
+    completion to the end."""
     if not completions:
         raise RuntimeError("no request completed in the window")
     end = min(window_end, max(done for done, _ in completions))

@@ -57,6 +57,7 @@ from publish_bench import (
     run_client,
     running,
     start_ours,
+    window_summary,
     work_directory,
     write_bodies,
 )
@@ -244,16 +245,8 @@ def _publish(spec: dict[str, Any]) -> dict[str, Any]:
 
     trio.run(load)
     cpu_marks.append(time.process_time())
-    if not completions:
-        raise RuntimeError("no pipeline completed in the window")
-    end = min(window_end, max(done for done, _ in completions))
-    measured = sorted(latency for done, latency in completions if done <= end)
-    seconds = end - max(window_start, start)
-    statuses = {"200": len(measured)} | ({"error": errors} if errors else {})
-    return {"requests": len(measured), "seconds": seconds, "statuses": statuses,
-            "client_cpu": (cpu_marks[-1] - cpu_marks[0]) / max(1e-9, time.perf_counter() - window_start),
-            "p50_ms": 1000 * measured[len(measured) // 2],
-            "p99_ms": 1000 * measured[min(len(measured) - 1, int(len(measured) * 0.99))]}
+    return window_summary(completions, cpu_marks, start, window_start, window_end,
+                          {"error": errors} if errors else {})
 
 
 def _read(spec: dict[str, Any]) -> dict[str, Any]:
