@@ -21,7 +21,6 @@ logged.
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import json
 import logging
@@ -29,8 +28,7 @@ import os
 import signal
 import ssl
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -53,12 +51,12 @@ from .cli_publish import publish
 from .cli_subscriptions import lag, subscriptions
 from .cli_tail import tail
 from .config import Config, ConfigError, ServerConfig, default_config_file, load_config
+from .data_dir_lock import DataDirError, locked_data_dir
 from .logs import configure_logging
 
 log = logging.getLogger(__name__)
 
 EXIT_CANNOT_START = 2
-LOCK_FILE = ".lock"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 FAULT_VARIABLE = "NAKADI_FAULT"
 SYNC_TRACE_VARIABLE = "NAKADI_SYNC_TRACE"
@@ -104,9 +102,9 @@ def serve(config_file: Path | None, host: str | None, port: int | None, data_dir
         _check_tls(config.server)
         seed = _read_seed(seed_file)
         _configure_logging()
-        with _locked_data_dir(Path(config.server.data_dir)):
+        with locked_data_dir(Path(config.server.data_dir)):
             _run(config, ready_file, seed)
-    except (ConfigError, StartupError) as error:
+    except (ConfigError, DataDirError, StartupError) as error:
         click.echo(f"nakadi: {error}", err=True)
         sys.exit(EXIT_CANNOT_START)
 
@@ -152,28 +150,6 @@ def _configure_logging() -> None:
     configure_logging()
     # Hypercorn announces its address at INFO; our start line says it once.
     logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
-
-
-@contextmanager
-def _locked_data_dir(data_dir: Path) -> Iterator[None]:
-    """Create `data_dir` if missing and hold an exclusive lock on it, so no
-    second server can share it. The lock file names its holder's pid."""
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as error:
-        raise StartupError(f"cannot use data directory {data_dir}: {error.strerror}") from error
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise StartupError(f"data directory {data_dir} is in use by another nakadi (pid {holder})") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _run(config: Config, ready_file: Path | None, seed: Seed | None = None) -> None:

@@ -15,6 +15,7 @@ shuts Hypercorn down gracefully and closes the data directory.
 from __future__ import annotations
 
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 
@@ -26,6 +27,7 @@ from broker.broker import Broker, BrokerConfig
 from broker.config import StorageConfig
 
 from .app import create_app, shield_last_send
+from .data_dir_lock import locked_data_dir
 
 START_SECONDS = 30
 STOP_SECONDS = 30
@@ -37,6 +39,7 @@ class EmbeddedBroker:
     def __init__(self, data_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0,
                  storage: StorageConfig | None = None) -> None:
         self._config = BrokerConfig(str(data_dir), storage or StorageConfig())
+        self._lock = ExitStack()
         self._bind = f"{host}:{port}"
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -46,29 +49,32 @@ class EmbeddedBroker:
         self.url = ""
 
     def start(self) -> str:
-        """Start serving; the base URL (`http://127.0.0.1:<port>`)."""
+        """Start serving; the base URL (`http://127.0.0.1:<port>`). Raises
+        `DataDirError` while another broker holds the data directory."""
         if self._thread is not None:
             raise RuntimeError("this embedded broker was started already")
+        self._lock.enter_context(locked_data_dir(Path(self._config.data_dir)))
         self._thread = threading.Thread(target=self._run, name="nakadi-embedded", daemon=True)
         self._thread.start()
         if not self._started.wait(START_SECONDS):
             raise RuntimeError(f"the embedded broker did not start within {START_SECONDS} s")
         if self._failure is not None:
+            self._lock.close()
             raise RuntimeError(f"the embedded broker did not start: {self._failure}") from self._failure
         return self.url
 
     def stop(self) -> None:
         """Stop serving (streams end first) and close the data directory."""
         thread, token, stop = self._thread, self._token, self._stop
-        if thread is None or token is None or stop is None:
-            return
-        try:
-            token.run_sync_soon(stop.set)
-        except trio.RunFinishedError:
-            pass
-        thread.join(STOP_SECONDS)
-        if thread.is_alive():
-            raise RuntimeError(f"the embedded broker did not stop within {STOP_SECONDS} s")
+        if thread is not None and token is not None and stop is not None:
+            try:
+                token.run_sync_soon(stop.set)
+            except trio.RunFinishedError:
+                pass
+            thread.join(STOP_SECONDS)
+            if thread.is_alive():
+                raise RuntimeError(f"the embedded broker did not stop within {STOP_SECONDS} s")
+        self._lock.close()
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()

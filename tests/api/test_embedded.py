@@ -5,6 +5,7 @@ from importlib.metadata import entry_points
 import httpx
 import pytest
 
+from api.data_dir_lock import DataDirError
 from api.embedded import EmbeddedBroker
 from api.pytest_plugin import business_event
 
@@ -44,6 +45,23 @@ def test_embedded_broker_keeps_its_data_across_a_restart_and_stops_serving(tmp_p
 
 
 def test_embedded_broker_reports_a_start_failure(tmp_path):
-    (tmp_path / "a-file").write_text("not a data directory")
+    (tmp_path / "metadata.db").write_bytes(b"not an SQLite database" * 100)
     with pytest.raises(RuntimeError, match="did not start"):
+        EmbeddedBroker(tmp_path).start()
+    (tmp_path / "metadata.db").unlink()
+    with EmbeddedBroker(tmp_path) as again:  # the failed start let go of the directory
+        assert httpx.get(again.url + "/health").text == "OK"
+
+
+def test_embedded_broker_refuses_a_data_directory_that_is_not_one(tmp_path):
+    (tmp_path / "a-file").write_text("not a data directory")
+    with pytest.raises(DataDirError, match="cannot use data directory"):
         EmbeddedBroker(tmp_path / "a-file").start()
+
+
+def test_embedded_broker_refuses_a_data_directory_another_broker_holds(tmp_path):
+    with EmbeddedBroker(tmp_path):
+        with pytest.raises(DataDirError, match="in use by another nakadi"):
+            EmbeddedBroker(tmp_path).start()
+    with EmbeddedBroker(tmp_path) as again:  # released once stopped
+        assert httpx.get(again.url + "/health").text == "OK"
