@@ -25,6 +25,10 @@ from dataclasses import dataclass
 
 from .errors import InsufficientStorageError
 
+# The largest page offset of a list: Nakadi's are Java ints (and SQLite
+# takes no integer beyond 64 bits).
+PAGE_OFFSET_MAX = 2**31 - 1
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE event_types (

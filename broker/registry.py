@@ -32,7 +32,7 @@ from .event_type_json import (
 )
 from .event_types import CleanupPolicy, EventType, EventTypeLimits
 from .event_validation import Validator
-from .metastore import Metastore, SchemaRow
+from .metastore import PAGE_OFFSET_MAX, Metastore, SchemaRow
 from .partitioning import PartitioningError, choose_partition, choose_partitions
 from .publishing import ItemFailure
 
@@ -186,6 +186,8 @@ class Registry:
             raise InvalidRequestError(f"'limit' parameter should have value between 1 and {SCHEMA_LIST_LIMIT_MAX}")
         if offset < 0:
             raise InvalidRequestError("'offset' parameter can't be lower than 0")
+        if offset > PAGE_OFFSET_MAX:
+            raise InvalidRequestError(f"'offset' parameter can't be greater than {PAGE_OFFSET_MAX}")
         rows, total = self._metastore.schemas(name, limit, offset)
         return [orjson.loads(row.definition) for row in rows], total
 

@@ -25,7 +25,7 @@ import trio
 
 from . import cursors
 from .errors import ConflictError, InvalidRequestError, NotFoundError
-from .metastore import Metastore, SubscriptionRow
+from .metastore import PAGE_OFFSET_MAX, Metastore, SubscriptionRow
 from .subscription_json import from_json, parse_subscription, to_json
 from .subscription_model import PARTITIONS_MAX_DEFAULT, Bounds, ReadFrom, Subscription, check_create, check_update
 
@@ -119,6 +119,8 @@ class Subscriptions:
             raise InvalidRequestError(f"'limit' parameter should have value between 1 and {LIST_LIMIT_MAX}")
         if offset < 0:
             raise InvalidRequestError("'offset' parameter can't be lower than 0")
+        if offset > PAGE_OFFSET_MAX:
+            raise InvalidRequestError(f"'offset' parameter can't be greater than {PAGE_OFFSET_MAX}")
         reader_attribute = None if reader is None else _parse_reader(reader)
         names = list(dict.fromkeys(event_types))
         documents = await trio.to_thread.run_sync(

@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from broker.broker import Broker, BrokerConfig
-from broker.errors import NotFoundError, UnavailableError
+from broker.errors import InvalidRequestError, NotFoundError, UnavailableError
 
 EVENT_TYPE = {"name": "t.undefined", "owning_application": "a", "category": "undefined",
               "schema": {"type": "json_schema", "schema": "{}"}}
@@ -104,4 +104,13 @@ async def test_broker_publish_racing_a_delete_fails_its_items_instead_of_crashin
     outcome = await broker.publish("t.undefined", b'[{"a":1}]', flow_id="f")
     assert outcome.status == 207
     assert outcome.items[0]["publishing_status"] == "failed" and "does not exist" in outcome.items[0]["detail"]
+    broker.close()
+
+
+@pytest.mark.parametrize("offset, detail", [(-1, "can't be lower than 0"), (10**20, "can't be greater than 2147483647")])
+async def test_broker_schema_pages_outside_an_int_are_400(config, offset, detail):
+    broker = Broker.open(config)
+    await broker.create_event_type(EVENT_TYPE)
+    with pytest.raises(InvalidRequestError, match=detail):
+        broker.schemas("t.undefined", 20, offset)
     broker.close()

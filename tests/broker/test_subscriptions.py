@@ -303,6 +303,7 @@ async def test_subscriptions_list_filters_by_reader(service):
     ({"limit": 0}, "'limit' parameter should have value between 1 and 1000"),
     ({"limit": 1001}, "'limit' parameter should have value between 1 and 1000"),
     ({"offset": -1}, "'offset' parameter can't be lower than 0"),
+    ({"offset": 10**20}, "'offset' parameter can't be greater than 2147483647"),
     ({"reader": ""}, "Authorization query is empty"),
     ({"reader": "user"}, "Authorization format is incorrect. Should be data_type:value"),
     ({"reader": "a:b:c"}, "Authorization format is incorrect. Should be data_type:value"),
