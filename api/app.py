@@ -18,9 +18,6 @@ which the broker feeds as its observer.
 
 from __future__ import annotations
 
-import logging
-import secrets
-
 import trio
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
 from quart import Response, request
@@ -34,10 +31,15 @@ from . import event_types, events, metrics, openapi, partitions, subscription_st
 from .access import authenticate_requests
 from .access_log import log_requests
 from .auth import AUTHENTICATION_OFF, Authenticator, Unauthenticated
-from .problems import broker_problem, problem, unauthenticated_problem
+from .problems import (
+    PROBLEM_JSON,
+    broker_problem,
+    http_problem_json,
+    unauthenticated_problem,
+    unexpected_problem_json,
+)
+from .publish_front import serve_publishes
 from .wire import FLOW_ID, flow_id, json_response, refuse_encoding_without_post
-
-log = logging.getLogger(__name__)
 
 def create_app(broker: Broker, *, request_bytes_max: int = 16 * 1024 * 1024,
                authenticator: Authenticator = AUTHENTICATION_OFF) -> QuartTrio:
@@ -54,7 +56,10 @@ def create_app(broker: Broker, *, request_bytes_max: int = 16 * 1024 * 1024,
     app.add_url_rule("/ready", view_func=ready, methods=["GET"])
     app_metrics = metrics.Metrics()
     metrics.register(app, broker, app_metrics)
-    app.asgi_app = log_requests(app.asgi_app, app_metrics.responded)  # type: ignore[method-assign]
+    app.asgi_app = log_requests(  # type: ignore[method-assign]
+        serve_publishes(app.asgi_app, broker, authenticator, request_bytes_max=request_bytes_max,
+                        body_timeout_s=app.config["BODY_TIMEOUT"]),
+        app_metrics.responded)
     for module in (event_types, events, partitions, subscriptions, subscription_streams):
         module.register(app, broker)
     openapi.register(app)
@@ -110,14 +115,13 @@ async def _broker_problem(error: BrokerError) -> Response:
 
 async def _http_problem(error: HTTPException) -> Response:
     headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
-    return problem(error.code or 500, error.description or "", title=error.name, headers=headers)
+    status, body = http_problem_json(error)
+    return Response(body, status=status, headers=headers, content_type=PROBLEM_JSON)
 
 
 async def _unexpected(error: Exception) -> Response:
     cause = getattr(error, "original_exception", None) or error
     if isinstance(cause, BrokerError):
         return broker_problem(cause)
-    error_id = "ETI" + secrets.token_hex(12)
-    log.error("unexpected error %s on %s %s (flow id %s)", error_id, request.method, request.path,
-              flow_id(), exc_info=cause)
-    return problem(500, f"An internal error happened. Please report it. ({error_id})")
+    body = unexpected_problem_json(cause, request.method, request.path, flow_id())
+    return Response(body, status=500, content_type=PROBLEM_JSON)

@@ -56,9 +56,15 @@ async def read_json_body(limit_bytes: int) -> bytes:
     """The body of a JSON request; other content types answer 415. A missing
     `Content-Type` is read as JSON, as curl users expect."""
     mimetype = request.mimetype
-    if mimetype not in JSON_TYPES and not mimetype.endswith("+json"):
+    if not is_json_type(mimetype):
         raise UnsupportedMediaType(f"Content-Type {mimetype!r} is not supported; send application/json")
     return await read_body(limit_bytes)
+
+
+def is_json_type(mimetype: str) -> bool:
+    """Whether a request's media type (lower case, without parameters) is
+    JSON; a missing `Content-Type` counts as JSON."""
+    return mimetype in JSON_TYPES or mimetype.endswith("+json")
 
 
 def _gunzip(data: bytes, limit_bytes: int) -> bytes:
