@@ -211,12 +211,20 @@ class PartitionLog:
         policy (one fdatasync under `always` covers them all). Each batch
         gets its `Appended`, or the `StorageError` that failed it: a failed
         write fails only its batch, a failed sync every batch it covered."""
-        results: list[Appended | StorageError] = []
-        for payloads in batches:
-            try:
-                results.append(self.write(payloads))
-            except StorageError as e:
-                results.append(e)
+        return self.acknowledge_batches([self._written(payloads) for payloads in batches])
+
+    def _written(self, payloads: Sequence[bytes]) -> Appended | StorageError:
+        try:
+            return self.write(payloads)
+        except StorageError as e:
+            return e
+
+    def acknowledge_batches(self, written: list[Appended | StorageError]) -> list[Appended | StorageError]:
+        """The second half of `append_batches`: wait for the durability
+        policy to acknowledge each of `written` (the results of `write` or
+        `write_now`, in order); a failed sync replaces the batches it covered
+        by its error."""
+        results = list(written)
         # The last write first: its sync covers the others, whose checks
         # then cost no fdatasync (and fail if a failed sync cut them back).
         for i in reversed(range(len(results))):
@@ -252,18 +260,39 @@ class PartitionLog:
             self._check_writable()
             now = self._clock()
             self._maybe_roll(now, sum(len(p) for p in payloads))
-            active = self._segments[-1]
-            first = active.end_offset
-            received = max(now if received_ms is None else received_ms, self._last_ms)
-            try:
-                active.write(received, payloads)
-            except OSError as e:
-                self._fail("cutting back a failed append failed", e)
-            self._last_ms = received
-            self._io.crash_point("log.written")
-            if self.config.durability != "always":
-                self._visible_end, self._visible_position = active.end_offset, active.size
-            return Appended(first, active.end_offset, received, self._epoch)
+            return self._write_locked(payloads, now, received_ms)
+
+    def write_now(self, payloads: Sequence[bytes]) -> Appended | None:
+        """`write`, if that costs no more than the write itself: None, and
+        nothing written, when another thread holds the log or a segment is
+        due to roll (which syncs and creates files). For an event loop,
+        which must not wait on a sync."""
+        if not payloads:
+            raise ValueError("an append needs at least one record")
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            self._check_writable()
+            now = self._clock()
+            if self._roll_due(now, sum(len(p) for p in payloads)):
+                return None
+            return self._write_locked(payloads, now, None)
+        finally:
+            self._lock.release()
+
+    def _write_locked(self, payloads: Sequence[bytes], now: int, received_ms: int | None) -> Appended:
+        active = self._segments[-1]
+        first = active.end_offset
+        received = max(now if received_ms is None else received_ms, self._last_ms)
+        try:
+            active.write(received, payloads)
+        except OSError as e:
+            self._fail("cutting back a failed append failed", e)
+        self._last_ms = received
+        self._io.crash_point("log.written")
+        if self.config.durability != "always":
+            self._visible_end, self._visible_position = active.end_offset, active.size
+        return Appended(first, active.end_offset, received, self._epoch)
 
     def sync(self, appended: Appended | None = None) -> None:
         """Block until `appended` (default: everything written) is durable.
@@ -387,12 +416,14 @@ class PartitionLog:
                 self._roll()
 
     def _maybe_roll(self, now: int, batch_bytes: int) -> None:
-        active = self._segments[-1]
-        if active.empty:
-            return
-        if (active.size + batch_bytes > self.config.segment_bytes_max or active.index_full()
-                or now - (active.first_ms or now) >= self.config.segment_age_ms_max):
+        if self._roll_due(now, batch_bytes):
             self._roll()
+
+    def _roll_due(self, now: int, batch_bytes: int) -> bool:
+        active = self._segments[-1]
+        return not active.empty and (
+            active.size + batch_bytes > self.config.segment_bytes_max or active.index_full()
+            or now - (active.first_ms or now) >= self.config.segment_age_ms_max)
 
     def _roll(self) -> None:
         while self._syncing:

@@ -148,3 +148,24 @@ async def test_a_failing_log_fails_only_its_own_appends(tmp_path):
         assert first.end_offset == 3 and isinstance(second, Exception)
     finally:
         logs[0].close()
+
+
+async def test_frames_the_event_loop_may_not_write_are_written_in_order_by_the_worker(tmp_path):
+    """A segment roll is left to the worker thread, and every frame after it
+    in the round with it: the log keeps the order of the appends."""
+    log = PartitionLog.open(tmp_path / "p0", LogConfig(segment_bytes_max=1024, frame_bytes_max=1024))
+    committer = GroupCommit()
+    batches = [[f"task {task} ".encode() * 30] for task in range(8)]  # 240 bytes: a roll every few frames
+    outcomes: dict[int, Appended] = {}
+
+    async def append(task: int) -> None:
+        [outcomes[task]] = await committer.append([(log, batches[task])])
+
+    async with trio.open_nursery() as nursery:
+        for task in range(8):
+            nursery.start_soon(append, task)
+    assert log.statistics().segment_count > 1
+    by_offset = sorted(outcomes, key=lambda task: outcomes[task].first_offset)
+    assert [outcomes[task].first_offset for task in by_offset] == list(range(8))
+    assert [r.payload for r in log.read(0, 100)] == [batches[task][0] for task in by_offset]
+    log.close()

@@ -281,3 +281,37 @@ def test_log_config_rejects_nonsense():
         LogConfig(segment_bytes_max=2**40)
     with pytest.raises(ValueError, match="sync_interval_ms"):
         LogConfig(sync_interval_ms=0)
+
+
+def test_write_now_writes_as_write_does_when_that_costs_only_the_write(tmp_path):
+    log = PartitionLog.open(tmp_path / "p", LogConfig(segment_bytes_max=1024, frame_bytes_max=1024))
+    first = log.write_now(payloads(3))
+    assert (first.first_offset, first.end_offset) == (0, 3)
+    assert log.read(0) == []  # under `always`, invisible until synced
+    assert log.acknowledge_batches([first]) == [first]
+    assert all_payloads(log) == payloads(3)
+    log.close()
+
+
+def test_write_now_leaves_a_roll_and_a_held_log_to_the_caller(tmp_path):
+    log = PartitionLog.open(tmp_path / "p", LogConfig(segment_bytes_max=1024, frame_bytes_max=1024))
+    log.append(payloads(1, size=600))
+    assert log.write_now(payloads(1, size=600)) is None  # the segment would roll
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with log._lock:
+            holding.set()
+            release.wait(10)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    assert log.write_now(payloads(1)) is None  # another thread holds the log
+    release.set()
+    holder.join()
+    assert log.end_offset == 1 and log.statistics().segment_count == 1
+    written = [log.write(payloads(1, 1, size=600)), log.write_now(payloads(1, 2))]
+    assert all(w is not None for w in written)
+    assert log.acknowledge_batches(written) == written
+    assert all_payloads(log) == [*payloads(1, size=600), *payloads(1, 1, size=600), *payloads(1, 2)]
+    log.close()
