@@ -1,5 +1,5 @@
-"""Group commit across tasks: concurrent appends share a round (one thread
-call, one fdatasync per log); each learns its own outcome."""
+"""Group commit across tasks: concurrent appends share a round (one
+fdatasync per log); each learns its own outcome."""
 
 import threading
 
