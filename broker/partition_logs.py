@@ -185,10 +185,16 @@ class PartitionLogs:
 
     async def read_runs(self, name: str, partition: int, offset: int, max_records: int,
                         max_bytes: int) -> list[Run]:
-        """Acknowledged records from `offset` on (see `PartitionLog.read_runs`)."""
+        """Acknowledged records from `offset` on (see `PartitionLog.read_runs`):
+        read in the event loop when the page cache holds them, as it holds
+        what was just written, else in a worker thread."""
         log = self._log(name, partition)
+        await trio.lowlevel.checkpoint()
         try:
-            return await trio.to_thread.run_sync(log.read_runs, offset, max_records, max_bytes)
+            try:
+                return log.read_runs(offset, max_records, max_bytes, cached_only=True)
+            except BlockingIOError:
+                return await trio.to_thread.run_sync(log.read_runs, offset, max_records, max_bytes)
         except OffsetOutOfRangeError as e:
             raise PreconditionFailedError(str(e)) from e
         except StorageError as e:

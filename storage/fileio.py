@@ -9,6 +9,7 @@ named crash point. The default implementation calls `os` directly.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 from collections.abc import Sequence
 
@@ -29,6 +30,9 @@ def _libc_fallocate() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
 _FALLOCATE = _libc_fallocate()
 
 
+_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", None)
+
+
 class FileIO:
     """Direct system calls. Subclass and override to inject faults."""
 
@@ -43,6 +47,28 @@ class FileIO:
 
     def pread(self, fd: int, size: int, position: int) -> bytes:
         return os.pread(fd, size, position)
+
+    reads_without_wait = _RWF_NOWAIT is not None
+    """Whether `pread_cached` can tell what the page cache holds: false without
+    `RWF_NOWAIT`, or once the file system refused it (tmpfs does)."""
+
+    def pread_cached(self, fd: int, size: int, position: int) -> bytes:
+        """`pread` of bytes the page cache holds: `BlockingIOError` when any
+        of them would have to come from the disk, or when the system cannot
+        tell (`reads_without_wait`)."""
+        if not self.reads_without_wait:
+            raise BlockingIOError(errno.EAGAIN, "reads without waiting are not supported here")
+        buffer = bytearray(size)
+        try:
+            count = os.preadv(fd, [buffer], position, _RWF_NOWAIT)
+        except OSError as e:
+            if e.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                self.reads_without_wait = False
+                raise BlockingIOError(errno.EAGAIN, "reads without waiting are not supported here") from e
+            raise
+        if count < size:  # the cached part ends here; the rest may be on disk
+            raise BlockingIOError(errno.EAGAIN, "only part of the range is cached")
+        return bytes(buffer)
 
     def fdatasync(self, fd: int) -> None:
         os.fdatasync(fd)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import os
 import shutil
 import threading
@@ -459,15 +460,22 @@ class PartitionLog:
         stopping before `max_bytes` of payload unless that leaves none."""
         return [record for run in self.read_runs(offset, max_records, max_bytes) for record in run.records()]
 
-    def read_runs(self, offset: int, max_records: int = 1000, max_bytes: int = 1024 * 1024) -> list[Run]:
+    def read_runs(self, offset: int, max_records: int = 1000, max_bytes: int = 1024 * 1024, *,
+                  cached_only: bool = False) -> list[Run]:
         """What `read` returns, as runs of consecutive payloads (one per
-        stored frame): the cheap form for streaming, no object per record."""
+        stored frame): the cheap form for streaming, no object per record.
+
+        `cached_only` is for an event loop, which must not wait: it raises
+        `BlockingIOError` instead of waiting for the disk or for another
+        thread holding the log."""
         if max_records < 1 or max_bytes < 1:
             raise ValueError("max_records and max_bytes must be positive")
         runs: list[Run] = []
         count = total = 0
         while count < max_records and total < max_bytes:
-            with self._lock:
+            if not self._lock.acquire(blocking=not cached_only):
+                raise BlockingIOError(errno.EAGAIN, "another thread holds the log")
+            try:
                 if self._closed:
                     raise LogClosedError(f"{self.directory} is closed")
                 start, end = self._segments[0].base_offset, self._visible_end
@@ -480,8 +488,11 @@ class PartitionLog:
                 segment = self._segments[bisect.bisect_right(self._bases, offset) - 1]
                 end_position = self._visible_position if segment is self._segments[-1] else segment.size
                 segment.pin()
+            finally:
+                self._lock.release()
             try:
-                chunk = segment.read(offset, max_records - count, max(max_bytes - total, 1), end_position)
+                chunk = segment.read(offset, max_records - count, max(max_bytes - total, 1), end_position,
+                                     cached_only=cached_only)
             finally:
                 with self._lock:
                     segment.unpin()

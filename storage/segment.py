@@ -187,13 +187,16 @@ class Segment:
         self._last_indexed_position = self.index.entry(count - 1)[1] if count else None
         self.end_offset, self.size, self.first_ms, self.last_ms = end_offset, size, first_ms, last_ms
 
-    def read(self, offset: int, max_records: int, max_bytes: int, end_position: int) -> list[Run]:
+    def read(self, offset: int, max_records: int, max_bytes: int, end_position: int, *,
+             cached_only: bool = False) -> list[Run]:
         """Records from `offset` on, as runs of consecutive records sharing a
         frame, stopping at `end_position`, `max_records` or before `max_bytes`
-        of payload would be passed (but with at least one record)."""
+        of payload would be passed (but with at least one record).
+        `cached_only`: `BlockingIOError` rather than wait for the disk."""
         runs: list[Run] = []
         count = total = 0
-        for buf, frame in self._frames(self._position_for(offset), end_position, max_bytes + FRAME_OVERHEAD):
+        for buf, frame in self._frames(self._position_for(offset), end_position, max_bytes + FRAME_OVERHEAD,
+                                       cached_only=cached_only):
             if frame.end_offset <= offset:
                 continue
             payloads = frame_payloads(buf, frame)
@@ -232,13 +235,15 @@ class Segment:
         entry = self.index.floor(offset - self.base_offset)
         return entry[1] if entry else SEGMENT_HEADER.size
 
-    def _frames(self, position: int, end_position: int, chunk: int) -> Iterator[tuple[memoryview | bytes, FrameInfo]]:
+    def _frames(self, position: int, end_position: int, chunk: int, *, cached_only: bool = False
+                ) -> Iterator[tuple[memoryview | bytes, FrameInfo]]:
         """Valid frames from `position` to `end_position`, CRC checked, in order."""
         expected_offset: int | None = None
         chunk = max(chunk, READ_CHUNK_BYTES)
+        pread = self._io.pread_cached if cached_only else self._io.pread
         while position < end_position:
             want = min(chunk, end_position - position)
-            buf = self._io.pread(self._fd, want, position)
+            buf = pread(self._fd, want, position)
             p = 0
             while p < len(buf):
                 frame = parse_frame(buf, p, len(buf), self._frame_bytes_max)

@@ -244,3 +244,4 @@ async def test_filtered_stream_with_a_full_window_still_reads_whole_chunks(logs,
         session.notify()
     assert reader.events() == list(range(0, 300, 10))
     assert coord.committed[P0] == 299
+

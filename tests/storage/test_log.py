@@ -315,3 +315,60 @@ def test_write_now_leaves_a_roll_and_a_held_log_to_the_caller(tmp_path):
     assert log.acknowledge_batches(written) == written
     assert all_payloads(log) == [*payloads(1, size=600), *payloads(1, 1, size=600), *payloads(1, 2)]
     log.close()
+
+
+class NothingCachedIO(FileIO):
+    """A page cache that never holds what is asked for."""
+
+    def pread_cached(self, fd: int, size: int, position: int) -> bytes:
+        raise BlockingIOError("not cached")
+
+
+def test_cached_only_reads_what_was_just_written_and_refuses_to_wait(tmp_path):
+    log = PartitionLog.open(tmp_path / "p", LogConfig())
+    log.append(payloads(5))
+    if page_cache_readable(tmp_path):
+        assert [r.payloads for r in log.read_runs(1, cached_only=True)] == [payloads(4, 1)]
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with log._lock:
+            holding.set()
+            release.wait(10)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    with pytest.raises(BlockingIOError):
+        log.read_runs(0, cached_only=True)  # another thread holds the log
+    release.set()
+    holder.join()
+    log.close()
+    uncached = PartitionLog.open(tmp_path / "p", LogConfig(), io=NothingCachedIO())
+    with pytest.raises(BlockingIOError):
+        uncached.read_runs(0, cached_only=True)
+    assert [r.payload for r in uncached.read(0)] == payloads(5)
+    uncached.close()
+
+
+def page_cache_readable(directory) -> bool:
+    """Whether `FileIO.pread_cached` works on `directory`'s file system
+    (tmpfs, for one, cannot tell what the page cache holds)."""
+    path = directory / "probe"
+    path.write_bytes(b"0123456789")
+    fd = os.open(path, os.O_RDONLY)
+    io = FileIO()
+    try:
+        assert io.pread_cached(fd, 4, 3) == b"3456"
+        with pytest.raises(BlockingIOError):
+            io.pread_cached(fd, 20, 0)  # beyond the end: not all of it is there
+        return True
+    except BlockingIOError:
+        assert not io.reads_without_wait
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_pread_cached_reads_cached_bytes_and_refuses_a_range_past_them(tmp_path):
+    if not page_cache_readable(tmp_path):
+        pytest.skip("this file system cannot tell what the page cache holds")
