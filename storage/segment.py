@@ -35,6 +35,11 @@ from .record import (
 )
 
 READ_CHUNK_BYTES: Final = 64 * 1024
+# The largest read `cached_only` attempts: a read without waiting fills a
+# fresh buffer and copies it (4x a plain pread's time for 1 MiB reads of a
+# backlog), so larger ones go to a worker thread, while a live tail's reads
+# of what was just written stay far below it.
+CACHED_READ_BYTES_MAX: Final = 64 * 1024
 # Blocks allocated ahead of the active segment's end, file size unchanged.
 # An fdatasync after a write into allocated blocks commits less metadata:
 # 0.17 against 0.24 ms for an 8 KB append on this machine's ext4.
@@ -243,6 +248,8 @@ class Segment:
         pread = self._io.pread_cached if cached_only else self._io.pread
         while position < end_position:
             want = min(chunk, end_position - position)
+            if cached_only and want > CACHED_READ_BYTES_MAX:
+                raise BlockingIOError(errno.EAGAIN, f"a read of {want} bytes is for a worker thread")
             buf = pread(self._fd, want, position)
             p = 0
             while p < len(buf):

@@ -372,3 +372,15 @@ def page_cache_readable(directory) -> bool:
 def test_pread_cached_reads_cached_bytes_and_refuses_a_range_past_them(tmp_path):
     if not page_cache_readable(tmp_path):
         pytest.skip("this file system cannot tell what the page cache holds")
+
+
+def test_cached_only_leaves_a_large_read_to_a_worker_thread(tmp_path):
+    log = PartitionLog.open(tmp_path / "p", LogConfig(durability="never"))
+    for i in range(40):
+        log.write(payloads(10, 10 * i, size=300))  # 120 KB in all
+    if page_cache_readable(tmp_path):
+        assert [r.payloads for r in log.read_runs(0, 10, 3000, cached_only=True)] == [payloads(10, size=300)]
+    with pytest.raises(BlockingIOError):
+        log.read_runs(0, 400, 1 << 20, cached_only=True)
+    assert len(log.read(0, 400, 1 << 20)) == 400
+    log.close()
