@@ -22,7 +22,9 @@ Ours and Redis alternate round by round; medians with min and max.
 
 Bars (issue 9): ours ahead of Redis with `appendfsync always` for batches
 of 100 (ratio >= 1), and the stream ahead of XREAD COUNT 100. Batches of
-1 and `everysec` are informational. A failed bar prints FAIL; the exit
+1 and `everysec` are informational, and so is `bench/bare_app.py` (the
+same Hypercorn + Quart-Trio stack that only parses the body) against
+Redis `always`: the ceiling of any server on that stack. A failed bar prints FAIL; the exit
 status stays 0.
 """
 
@@ -56,6 +58,7 @@ from publish_bench import (
     publish_run,
     run_client,
     running,
+    start_bare,
     start_ours,
     window_summary,
     work_directory,
@@ -139,23 +142,27 @@ def bench(root: Path, quick: bool, rounds: int | None, cpus: Cpus) -> list[Compa
         stream_limits = dataclasses.replace(stream_limits, rounds=rounds)
     results: list[Comparison[Any]] = []
     ours = start_ours(root, cpus)
+    bare = start_bare(root, cpus)
     always = start_redis(root, "always", cpus)
     everysec = start_redis(root, "everysec", cpus)
-    with running(ours, always, everysec):
+    with running(ours, bare, always, everysec):
         create_event_type(ours, PUBLISH_EVENT_TYPE, 1)
         print(f"servers: ours {ours.url}, redis always {always.url}, redis everysec {everysec.url}\n", flush=True)
         for batch, bar in ((1, None), (100, 1.0)):
             bodies = root / f"bodies-{batch}.jsonl"
             write_bodies(bodies, batch, max(publish_limits.bodies, 256 // batch))
-            ours_samples, always_samples, everysec_samples = alternate(publish_limits.rounds, [
+            ours_samples, always_samples, everysec_samples, bare_samples = alternate(publish_limits.rounds, [
                 lambda: publish_run(ours, PUBLISH_EVENT_TYPE, bodies, batch, publish_limits, cpus),
                 lambda: redis_publish_run(always, bodies, batch, cpus, publish_limits),
-                lambda: redis_publish_run(everysec, bodies, batch, cpus, publish_limits)])
-            pair = [Comparison(f"publish batch={batch} vs redis always", ours_samples, always_samples, bar),
-                    Comparison(f"publish batch={batch} vs redis everysec", ours_samples, everysec_samples)]
-            for comparison in pair:
+                lambda: redis_publish_run(everysec, bodies, batch, cpus, publish_limits),
+                lambda: publish_run(bare, PUBLISH_EVENT_TYPE, bodies, batch, publish_limits, cpus)])
+            rows = [Comparison(f"publish batch={batch} vs redis always", ours_samples, always_samples, bar),
+                    Comparison(f"publish batch={batch} vs redis everysec", ours_samples, everysec_samples),
+                    Comparison(f"bare endpoint batch={batch} vs redis always",
+                               bare_samples, always_samples)]
+            for comparison in rows:
                 print_publish(comparison, "redis")
-            results += pair
+            results += rows
         create_event_type(ours, STREAM_EVENT_TYPE, 1)
         publish_backlog(root, ours, stream_limits, cpus)
         redis_fill(everysec, root, stream_limits.backlog, cpus)
