@@ -14,6 +14,11 @@ response carries the request's `X-Flow-Id`, generated when it has none.
 Each request gets one access log line (`api/access_log.py`), and
 `GET /metrics` serves the app's Prometheus metrics (`api/metrics.py`),
 which the broker feeds as its observer.
+
+Plain JSON publishes are answered ahead of Quart, at the ASGI boundary
+(`api/publish_front.py`), with the same answers, checks and problems;
+every other request, and any publish that front leaves alone, goes
+through Quart's routes.
 """
 
 from __future__ import annotations
