@@ -322,7 +322,7 @@ class Limits:
     bodies: int
 
 
-DEFAULT = Limits(rounds=5, connections=8, warm_s=0.5, window_s=2.0, requests_max=100_000, bodies=16)
+DEFAULT = Limits(rounds=7, connections=8, warm_s=0.5, window_s=3.0, requests_max=100_000, bodies=16)
 QUICK = Limits(rounds=1, connections=8, warm_s=0.1, window_s=0.3, requests_max=2_000, bodies=2)
 
 # (batch size, partitions, bar)
