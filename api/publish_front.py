@@ -102,7 +102,7 @@ def _publish_to(scope: Scope) -> str | None:
 
 def _plain_json(headers: dict[bytes, bytes], request_bytes_max: int) -> bool:
     """Whether the request is one this front answers: a JSON body (or no
-    content type), not compressed, of a declared length within the limit."""
+    content type), not compressed, not declared larger than the limit."""
     length = headers.get(b"content-length")
     if length is not None and (not length.isdigit() or int(length) > request_bytes_max):
         return False  # Quart answers 413 without reading the body
