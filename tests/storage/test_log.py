@@ -1,6 +1,7 @@
 """PartitionLog behaviour: appends, reads, roll, retention, time lookup,
 durability policies, group commit, close, reopen and delete."""
 
+import contextlib
 import os
 import threading
 
@@ -283,6 +284,25 @@ def test_log_config_rejects_nonsense():
         LogConfig(sync_interval_ms=0)
 
 
+@contextlib.contextmanager
+def held_by_another_thread(log):
+    """The log's lock, held by another thread for the `with` block."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with log._lock:
+            holding.set()
+            release.wait(10)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
 def test_write_now_writes_as_write_does_when_that_costs_only_the_write(tmp_path):
     log = PartitionLog.open(tmp_path / "p", LogConfig(segment_bytes_max=1024, frame_bytes_max=1024))
     first = log.write_now(payloads(3))
@@ -297,18 +317,8 @@ def test_write_now_leaves_a_roll_and_a_held_log_to_the_caller(tmp_path):
     log = PartitionLog.open(tmp_path / "p", LogConfig(segment_bytes_max=1024, frame_bytes_max=1024))
     log.append(payloads(1, size=600))
     assert log.write_now(payloads(1, size=600)) is None  # the segment would roll
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with log._lock:
-            holding.set()
-            release.wait(10)
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert holding.wait(10)
-    assert log.write_now(payloads(1)) is None  # another thread holds the log
-    release.set()
-    holder.join()
+    with held_by_another_thread(log):
+        assert log.write_now(payloads(1)) is None
     assert log.end_offset == 1 and log.statistics().segment_count == 1
     written = [log.write(payloads(1, 1, size=600)), log.write_now(payloads(1, 2))]
     assert all(w is not None for w in written)
@@ -329,19 +339,8 @@ def test_cached_only_reads_what_was_just_written_and_refuses_to_wait(tmp_path):
     log.append(payloads(5))
     if page_cache_readable(tmp_path):
         assert [r.payloads for r in log.read_runs(1, cached_only=True)] == [payloads(4, 1)]
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with log._lock:
-            holding.set()
-            release.wait(10)
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert holding.wait(10)
-    with pytest.raises(BlockingIOError):
-        log.read_runs(0, cached_only=True)  # another thread holds the log
-    release.set()
-    holder.join()
+    with held_by_another_thread(log), pytest.raises(BlockingIOError):
+        log.read_runs(0, cached_only=True)
     log.close()
     uncached = PartitionLog.open(tmp_path / "p", LogConfig(), io=NothingCachedIO())
     with pytest.raises(BlockingIOError):
