@@ -102,6 +102,9 @@ class TimedSyncIO(FileIO):
     def pread(self, fd: int, size: int, position: int) -> bytes:
         return self.inner.pread(fd, size, position)
 
+    def pread_cached(self, fd: int, size: int, position: int) -> bytes:
+        return self.inner.pread_cached(fd, size, position)
+
     def preallocate(self, fd: int, position: int, length: int) -> None:
         self.inner.preallocate(fd, position, length)
 

@@ -1,5 +1,8 @@
 """PartitionLogs reads: from the page cache in the event loop, else in a worker thread."""
 
+import pytest
+
+from broker.observer import TimedSyncIO
 from broker.partition_logs import PartitionLogs
 from storage import FileIO, LogConfig
 
@@ -43,9 +46,10 @@ async def test_records_just_written_are_read_from_the_page_cache(tmp_path):
     logs.close_all()
 
 
-async def test_records_the_page_cache_cannot_serve_are_read_in_a_worker_thread(tmp_path):
+@pytest.mark.parametrize("timed", [False, True], ids=["plain", "through the broker's timing IO"])
+async def test_records_the_page_cache_cannot_serve_are_read_in_a_worker_thread(tmp_path, timed):
     io = NothingCachedIO()
-    logs = PartitionLogs(str(tmp_path), LogConfig(), "refuse", io=io)
+    logs = PartitionLogs(str(tmp_path), LogConfig(), "refuse", io=TimedSyncIO(io) if timed else io)
     logs.open_all({})
     await logs.create("et", 1)
     assert await logs.append("et", {0: [b'{"a":1}', b'{"a":2}']}) == {}
