@@ -454,12 +454,8 @@ def client_main(spec: dict[str, Any]) -> dict[str, Any]:
     requests = [head % len(body) + body for body in bodies]
     connections = spec["connections"]
     tickets = spec["requests_max"]
-    completions: list[tuple[float, float]] = []
     statuses: dict[str, int] = {}
-    start = time.perf_counter()
-    cpu_marks: list[float] = []
-    window_start = start + spec["warm_s"]
-    window_end = window_start + spec["window_s"]
+    window = Window(spec["warm_s"], spec["window_s"])
 
     async def connection(k: int) -> None:
         nonlocal tickets
@@ -470,17 +466,13 @@ def client_main(spec: dict[str, Any]) -> dict[str, Any]:
             reader = ResponseReader(stream)
             async with stream:
                 closing = False
-                while not closing and tickets > 0 and time.perf_counter() < window_end:
+                while not closing and tickets > 0 and time.perf_counter() < window.closes:
                     tickets -= 1
                     sent = time.perf_counter()
                     await stream.send_all(requests[i % len(requests)])
                     status, closing = await reader.read_response()
-                    done = time.perf_counter()
                     i += connections
-                    if done >= window_start:
-                        if not cpu_marks:
-                            cpu_marks.append(time.process_time())
-                        completions.append((done, done - sent))
+                    if window.completed(sent):
                         statuses[str(status)] = statuses.get(str(status), 0) + 1
                 if not closing:
                     return
@@ -492,26 +484,44 @@ def client_main(spec: dict[str, Any]) -> dict[str, Any]:
                     nursery.start_soon(connection, k)
 
     trio.run(load)
-    cpu_marks.append(time.process_time())
-    return window_summary(completions, cpu_marks, start, window_start, window_end, statuses)
+    return window.summary(statuses)
 
 
-def window_summary(completions: list[tuple[float, float]], cpu_marks: list[float], start: float,
-                   window_start: float, window_end: float, statuses: dict[str, int]) -> dict[str, Any]:
-    """A load client's result: what completed in the window, as (time done,
-    latency) pairs, with the client's CPU marks from the window's first
-    completion to the end."""
-    if not completions:
-        raise RuntimeError("no request completed in the window")
-    end = min(window_end, max(done for done, _ in completions))
-    measured = sorted(latency for done, latency in completions if done <= end)
-    seconds = end - max(window_start, start)
-    if not measured or seconds <= 0:
-        raise RuntimeError("no request completed in the window")
-    return {"requests": len(measured), "seconds": seconds, "statuses": statuses,
-            "client_cpu": (cpu_marks[-1] - cpu_marks[0]) / (time.perf_counter() - window_start),
-            "p50_ms": 1000 * measured[len(measured) // 2],
-            "p99_ms": 1000 * measured[min(len(measured) - 1, int(len(measured) * 0.99))]}
+class Window:
+    """A load client's measured window: it opens `warm_s` after the client
+    starts and closes `window_s` later; what completes in it counts."""
+
+    def __init__(self, warm_s: float, window_s: float) -> None:
+        self.start = time.perf_counter()
+        self.opens = self.start + warm_s
+        self.closes = self.opens + window_s
+        self._completions: list[tuple[float, float]] = []  # (time done, latency)
+        self._cpu_marks: list[float] = []  # the client's CPU time at the first completion and at the end
+
+    def completed(self, sent: float) -> bool:
+        """Count a request sent at `sent` and answered now; whether it falls in the window."""
+        done = time.perf_counter()
+        if done < self.opens:
+            return False
+        if not self._cpu_marks:
+            self._cpu_marks.append(time.process_time())
+        self._completions.append((done, done - sent))
+        return True
+
+    def summary(self, statuses: dict[str, int]) -> dict[str, Any]:
+        """The client's result: requests, seconds, latencies and CPU share over the window."""
+        if not self._completions:
+            raise RuntimeError("no request completed in the window")
+        self._cpu_marks.append(time.process_time())
+        end = min(self.closes, max(done for done, _ in self._completions))
+        measured = sorted(latency for done, latency in self._completions if done <= end)
+        seconds = end - self.opens
+        if not measured or seconds <= 0:
+            raise RuntimeError("no request completed in the window")
+        return {"requests": len(measured), "seconds": seconds, "statuses": statuses,
+                "client_cpu": (self._cpu_marks[-1] - self._cpu_marks[0]) / (time.perf_counter() - self.opens),
+                "p50_ms": 1000 * measured[len(measured) // 2],
+                "p99_ms": 1000 * measured[min(len(measured) - 1, int(len(measured) * 0.99))]}
 
 
 class ResponseReader:

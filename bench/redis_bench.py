@@ -49,6 +49,7 @@ from publish_bench import (
     Cpus,
     PublishSample,
     Server,
+    Window,
     _pinned,
     create_event_type,
     parse_args,
@@ -60,7 +61,6 @@ from publish_bench import (
     running,
     start_bare,
     start_ours,
-    window_summary,
     work_directory,
     write_bodies,
 )
@@ -207,11 +207,8 @@ def _publish(spec: dict[str, Any]) -> dict[str, Any]:
                   len(batch)) for batch in batches]
     connections = spec["connections"]
     tickets = warm_tickets = spec["requests_max"]
-    completions: list[tuple[float, float]] = []
     errors = 0
-    start = time.perf_counter()
-    window_start, cpu_marks = start + spec["warm_s"], []
-    window_end = window_start + spec["window_s"]
+    window = Window(spec["warm_s"], spec["window_s"])
 
     async def connection(k: int) -> None:
         nonlocal tickets, warm_tickets, errors
@@ -219,12 +216,12 @@ def _publish(spec: dict[str, Any]) -> dict[str, Any]:
         reader = Replies(stream)
         async with stream:
             i = k
-            while (now := time.perf_counter()) < window_end:
+            while (now := time.perf_counter()) < window.closes:
                 # Warm-up and window each have `requests_max` pipelines: a
                 # fast server must not use the window's up while warming.
-                if now < window_start:
+                if now < window.opens:
                     if warm_tickets <= 0:
-                        await trio.sleep(window_start - now)
+                        await trio.sleep(window.opens - now)
                         continue
                     warm_tickets -= 1
                 elif tickets > 0:
@@ -237,12 +234,8 @@ def _publish(spec: dict[str, Any]) -> dict[str, Any]:
                 for _ in range(count):
                     if (await reader.reply()).startswith(b"-"):
                         errors += 1
-                done = time.perf_counter()
                 i += connections
-                if done >= window_start:
-                    if not cpu_marks:
-                        cpu_marks.append(time.process_time())
-                    completions.append((done, done - sent))
+                window.completed(sent)
 
     async def load() -> None:
         with trio.fail_after(spec["warm_s"] + spec["window_s"] + 15):
@@ -251,9 +244,7 @@ def _publish(spec: dict[str, Any]) -> dict[str, Any]:
                     nursery.start_soon(connection, k)
 
     trio.run(load)
-    cpu_marks.append(time.process_time())
-    return window_summary(completions, cpu_marks, start, window_start, window_end,
-                          {"error": errors} if errors else {})
+    return window.summary({"error": errors} if errors else {})
 
 
 def _read(spec: dict[str, Any]) -> dict[str, Any]:
